@@ -4,9 +4,9 @@ The two-layer generator G(C) = ReLU(U C) v with a fixed filter u, fitted by grad
 and the closed-form spectral predictions of its dynamics.  See docs/math.md for the equations.
 """
 from . import data, filters, metrics, spectral, stopping
-from .fit import FitDivergedError, FitResult, fit
+from .fit import FitDivergedError, FitInterrupted, FitResult, fit
 from .generator import Generator, init_std_for
 
-__all__ = ["Generator", "fit", "FitResult", "FitDivergedError", "init_std_for",
+__all__ = ["Generator", "fit", "FitResult", "FitDivergedError", "FitInterrupted", "init_std_for",
            "filters", "spectral", "metrics", "data", "stopping"]
 __version__ = "0.1.0"

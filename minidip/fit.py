@@ -8,7 +8,7 @@ import numpy as np
 
 from . import metrics, spectral, stopping
 
-__all__ = ["fit", "FitResult", "FitDivergedError", "stable_step_limit"]
+__all__ = ["fit", "FitResult", "FitDivergedError", "FitInterrupted", "stable_step_limit"]
 
 #: The loss counts as exploding once it exceeds this multiple of max(L(C_0), ||y||^2 / 2).
 EXPLOSION_FACTOR = 1e3
@@ -37,6 +37,20 @@ class FitResult:
 
 class FitDivergedError(RuntimeError):
     """Gradient descent diverged; ``iteration`` says where, ``result`` holds the fit so far."""
+
+    def __init__(self, message, iteration, result):
+        super().__init__(message)
+        self.iteration, self.result = iteration, result
+
+
+class FitInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a fit; ``result`` holds the iterate the stop rule would return so far.
+
+    A KeyboardInterrupt, so callers that do not handle it still stop.  ``iteration`` is the last
+    iterate observed.  With a rule that keeps its best iterate, ``result.weights`` belong to
+    ``result.output``; otherwise they are the current weights, which an interrupt inside a
+    step may have moved one step past ``result.output``.
+    """
 
     def __init__(self, message, iteration, result):
         super().__init__(message)
@@ -98,7 +112,7 @@ def fit(gen, y, steps, step_size=None, weights=None, clean=None, stop=None, nois
     Raises
     ------
     ValueError for bad input; FitDivergedError (with the history so far) when the loss becomes
-    non-finite or explodes.
+    non-finite or explodes; FitInterrupted (with the result so far) on KeyboardInterrupt.
     """
     y = gen.check_target(y)
     if int(steps) != steps or steps < 0:
@@ -119,7 +133,8 @@ def fit(gen, y, steps, step_size=None, weights=None, clean=None, stop=None, nois
     C0 = gen.init_weights() if weights is None else gen.check_weights(weights)
 
     rule = stopping.make_rule(stop)
-    rule.start(gen=gen, y=y, step_size=float(step_size), clean=clean, noise_std=noise_std)
+    rule.start(gen=gen, y=y, step_size=float(step_size), clean=clean, noise_std=noise_std,
+               steps=int(steps))
     span = float(clean.max() - clean.min()) if clean is not None else 1.0
     history = _History(clean, span if span > 0 else 1.0)
     stepper = gen.stepper(C0, y, float(step_size))
@@ -138,28 +153,36 @@ def fit(gen, y, steps, step_size=None, weights=None, clean=None, stop=None, nois
     scale = None
     bar = _progress_bar(steps, progress)
     loss, output = stepper.evaluate()
-    t = 0
-    while True:
-        if scale is None:
-            scale = max(loss, 0.5 * float(np.sum(np.square(y, dtype=np.float64))))
-        if not np.isfinite(loss) or loss > EXPLOSION_FACTOR * scale:
-            history.record(t, loss, output)
-            bar.close()
-            raise FitDivergedError(
-                f"gradient descent diverged at iteration {t} (loss {loss:.4g}); use a smaller "
-                f"step_size (stable limit 2/lambda_max = {limit:.6g})", t, result(t, output))
-        if t % record_every == 0 or t == steps:
-            history.record(t, loss, output)
-        stop_now = rule.observe(t, output, loss)
-        if rule.keeps_best and rule.best_iteration == t:
-            kept = (np.array(output, dtype=np.float64), stepper.weights.copy())
-        if stop_now or t == steps:
-            if t % record_every and t != steps:
+    t, observed = 0, None                          # observed: (t, output) last seen by the rule
+    try:
+        while True:
+            if scale is None:
+                scale = max(loss, 0.5 * float(np.sum(np.square(y, dtype=np.float64))))
+            if not np.isfinite(loss) or loss > EXPLOSION_FACTOR * scale:
                 history.record(t, loss, output)
-            break
-        loss, output = stepper.step()
-        t += 1
-        bar.update(1)
+                bar.close()
+                raise FitDivergedError(
+                    f"gradient descent diverged at iteration {t} (loss {loss:.4g}); use a smaller "
+                    f"step_size (stable limit 2/lambda_max = {limit:.6g})", t, result(t, output))
+            if t % record_every == 0 or t == steps:
+                history.record(t, loss, output)
+            stop_now = rule.observe(t, output, loss)
+            observed = (t, np.array(output, dtype=np.float64))
+            if rule.keeps_best and rule.best_iteration == t:
+                kept = (observed[1], stepper.weights.copy())
+            if stop_now or t == steps:
+                if t % record_every and t != steps:
+                    history.record(t, loss, output)
+                break
+            loss, output = stepper.step()
+            t += 1
+            bar.update(1)
+    except KeyboardInterrupt:
+        bar.close()
+        if observed is None:
+            raise
+        raise FitInterrupted(f"fit interrupted after iteration {observed[0]}", observed[0],
+                             result(*observed)) from None
     bar.close()
     return result(t, output)
 
