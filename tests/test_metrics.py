@@ -39,7 +39,7 @@ def test_float32_inputs_are_accumulated_in_float64():
     a = np.full(8, 1.0 + 2.0**-23, np.float32)
     b = np.full(8, 0.5, np.float32)
     assert metrics.mse(a, b) == 0.25 + 2.0**-23 + 2.0**-46
-    assert np.mean(np.square(a - b)) != 0.25 + 2.0**-23 + 2.0**-46
+    assert float(np.mean(np.square(a - b))) != 0.25 + 2.0**-23 + 2.0**-46
 
 
 def test_identical_gives_inf_psnr_and_zero_mse():
