@@ -11,6 +11,7 @@ default.  User files are read by :func:`load` and written atomically by :func:`s
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import uuid
@@ -150,8 +151,8 @@ def step(shape, edges=(0.5,), levels=(0.0, 1.0)) -> np.ndarray:
     levels : sequence of float
         Values used in turn, cyclically: in 1-D sample ``i`` of piece ``k(i)`` (the number
         of edges before it) is ``levels[k(i) % len(levels)]``; in 2-D pixel ``(i, j)`` is
-        ``levels[(k(i) + k(j)) % len(levels)]``, a checkerboard of blocks.  Cyclically
-        consecutive levels must differ, so every edge is a jump.
+        ``levels[(k(i) + k(j)) % len(levels)]``, a checkerboard of blocks.  Neighbouring
+        pieces must get different levels, so every edge is a jump.
 
     Returns
     -------
@@ -166,9 +167,10 @@ def step(shape, edges=(0.5,), levels=(0.0, 1.0)) -> np.ndarray:
     if edges.size == 0 or not (np.all(edges > 0) and np.all(edges < 1)
                                and np.all(np.diff(edges) > 0)):
         raise ValueError(f"edges must be strictly increasing fractions in (0, 1), got {edges}")
-    if levels.size < 2 or not np.all(np.isfinite(levels)) or np.any(levels == np.roll(levels, -1)):
-        raise ValueError(f"levels must be at least 2 finite numbers, each different from the "
-                         f"next (cyclically), got {levels}")
+    used = levels[np.arange(len(shape) * edges.size + 1) % max(levels.size, 1)]
+    if levels.size < 2 or not np.all(np.isfinite(levels)) or np.any(used[1:] == used[:-1]):
+        raise ValueError(f"levels must be at least 2 finite numbers such that neighbouring "
+                         f"pieces differ (levels are reused cyclically), got {levels}")
     pieces = [np.searchsorted(_piece_starts(n, edges), np.arange(n), side="right")
               for n in shape]
     index = pieces[0] if len(shape) == 1 else pieces[0][:, None] + pieces[1][None, :]
@@ -505,7 +507,7 @@ def save(path, array, *, data_range=(0.0, 1.0), bits: int = 8, protect=()) -> Pa
         Ignored for ``.npy``.
     bits : {8, 16}
         PNG sample depth (16-bit grayscale via Pillow); JPEG is always 8-bit.
-    protect : path or sequence of paths
+    protect : path or sequence of paths, optional
         Files that must not be overwritten, typically the input; compared after resolving
         symbolic links (and as the same file on disk).
 
@@ -523,7 +525,7 @@ def save(path, array, *, data_range=(0.0, 1.0), bits: int = 8, protect=()) -> Pa
     """
     path = Path(path)
     suffix = _suffix(path)
-    protect = [protect] if isinstance(protect, (str, os.PathLike)) else list(protect)
+    protect = [protect] if isinstance(protect, (str, os.PathLike)) else list(protect or ())
     for other in protect:
         if _same_file(path, Path(other)):
             raise ValueError(f"refusing to overwrite the input {other}; choose another output "
@@ -538,7 +540,7 @@ def save(path, array, *, data_range=(0.0, 1.0), bits: int = 8, protect=()) -> Pa
         raise ValueError(f"cannot save {array.dtype} values; expected real numbers")
     array = _check_signal(array.astype(np.float64), "the array to save")
     if suffix == ".npy":
-        write = lambda file: np.save(file, array, allow_pickle=False)
+        write = functools.partial(np.save, arr=array, allow_pickle=False)
     else:
         write = _image_writer(array, suffix, data_range, bits)
     temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
@@ -558,7 +560,7 @@ def save(path, array, *, data_range=(0.0, 1.0), bits: int = 8, protect=()) -> Pa
 
 
 def _image_writer(array: np.ndarray, suffix: str, data_range, bits):
-    """Validate image-only options and return a function writing the quantized image."""
+    """Validate the image options; return ``write(file)`` saving the quantized image."""
     from PIL import Image
 
     if array.ndim != 2:
@@ -575,6 +577,5 @@ def _image_writer(array: np.ndarray, suffix: str, data_range, bits):
     top = 2**bits - 1
     levels = np.rint((np.clip(array, lo, hi) - lo) / (hi - lo) * top)
     image = Image.fromarray(levels.astype(np.uint8 if bits == 8 else np.uint16))
-    if suffix == ".png":
-        return lambda file: image.save(file, format="PNG")
-    return lambda file: image.save(file, format="JPEG", quality=95)
+    options = dict(format="PNG") if suffix == ".png" else dict(format="JPEG", quality=95)
+    return functools.partial(image.save, **options)

@@ -87,6 +87,8 @@ def test_step_jump_locations():
     np.testing.assert_array_equal(jump_positions(data.step(100, edges=(0.29,))), [29])
     np.testing.assert_array_equal(data.step(8, edges=(0.25, 0.5, 0.75), levels=(0, 1, 2)),
                                   [0, 0, 1, 1, 2, 2, 0, 0])
+    np.testing.assert_array_equal(data.step(8, edges=(0.25, 0.75), levels=(0, 1, 0)),
+                                  [0, 0, 1, 1, 1, 1, 0, 0])
 
 
 def test_step_2d_is_a_checkerboard_of_blocks():
@@ -108,7 +110,8 @@ def test_step_2d_is_a_checkerboard_of_blocks():
     dict(shape=8, edges=(0.01,)),                  # rounds to sample 0
     dict(shape=8, levels=(1.0,)),
     dict(shape=8, levels=(1.0, 1.0)),
-    dict(shape=8, edges=(0.3, 0.6), levels=(0.0, 1.0, 0.0)),  # last piece = first: no jump
+    dict(shape=8, edges=(0.25, 0.5, 0.75), levels=(0.0, 1.0, 0.0)),  # pieces 3, 4 equal
+    dict(shape=(8, 8), edges=(0.25, 0.75), levels=(0.0, 1.0, 0.0)),  # index 2 -> 3 equal
     dict(shape=8, levels=(0.0, np.inf)),
     dict(shape=(8, 2), edges=(0.25, 0.75)),        # too many edges for an axis of 2
     dict(shape=0),
@@ -127,8 +130,9 @@ def test_piecewise_smooth_1d_jumps_stand_out():
         assert x.dtype == np.float64 and x.min() == 0.0 and x.max() == 1.0
         d = np.sort(np.abs(np.diff(x)))[::-1]
         assert d[2] > 2 * d[3]
-    np.testing.assert_array_equal(data.piecewise_smooth(64, seed=5), data.piecewise_smooth(64, seed=5))
-    assert not np.array_equal(data.piecewise_smooth(64, seed=5), data.piecewise_smooth(64, seed=6))
+    first = data.piecewise_smooth(64, seed=5)
+    np.testing.assert_array_equal(first, data.piecewise_smooth(64, seed=5))
+    assert not np.array_equal(first, data.piecewise_smooth(64, seed=6))
 
 
 @pytest.mark.parametrize("shape", [(64,), (16, 20)])
@@ -282,7 +286,8 @@ def listing(path):
     return sorted(os.listdir(path))
 
 
-@pytest.mark.parametrize("array", [np.linspace(-3, 7, 11), np.random.default_rng(0).normal(size=(5, 4))])
+@pytest.mark.parametrize("array", [np.linspace(-3, 7, 11),
+                                   np.random.default_rng(0).normal(size=(5, 4))])
 def test_npy_round_trip_is_exact(tmp_path, array):
     out = data.save(tmp_path / "x.npy", array)
     assert out == tmp_path / "x.npy"
@@ -375,7 +380,7 @@ def test_failed_rename_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
 
 
 def test_failure_while_writing_leaves_no_partial_file(tmp_path, monkeypatch):
-    def broken_save(file, array, allow_pickle):
+    def broken_save(file, arr, allow_pickle):
         file.write(b"partial")
         raise KeyboardInterrupt
 
@@ -398,6 +403,7 @@ def test_save_refuses_to_overwrite_protected_paths(tmp_path):
         data.save(source, np.ones((4, 4)), protect=[tmp_path / "other.npy", str(source)])
     assert source.read_bytes() == before
     data.save(tmp_path / "out.png", np.ones((4, 4)), protect=source)
+    data.save(tmp_path / "out.png", np.ones((4, 4)), protect=None)
     assert listing(tmp_path) == ["in.png", "link.png", "out.png", "sub"]
 
 
