@@ -177,16 +177,17 @@ class Spectral(StopRule):
 
     def start(self, *, gen, y, step_size, clean=None, noise_std=None, steps=None):
         self.gen, self.y, self.step_size = gen, np.asarray(y, np.float64), step_size
-        self.steps = steps
+        if steps is None:
+            raise ValueError("the spectral stop rule needs the number of steps (pass steps=)")
+        self.steps = int(steps)
         self.sigma = self._noise_level(y, noise_std)
         self.target = None
 
     def observe(self, iteration, output, loss):
         from . import spectral
         if self.target is None:
-            horizon = self.steps if self.steps is not None else 100 * self.gen.size
             self.target = int(spectral.optimal_stop(
-                self.gen.taps, self.gen.shape, horizon, self.step_size,
+                self.gen.taps, self.gen.shape, self.steps, self.step_size,
                 y=self.y - np.asarray(output, np.float64), sigma=self.sigma))
             self.info["predicted_stop"] = self.target
         self.best_iteration = iteration

@@ -98,7 +98,6 @@ def test_discrepancy_bad_kappa():
         stopping.Discrepancy(kappa=0)
 
 
-@pytest.mark.skipif(not hasattr(md.spectral, "optimal_stop"), reason="needs spectral.optimal_stop")
 def test_spectral_stops_at_predicted_optimum(problem):
     gen, x, y, full = problem
     res = md.fit(gen, y, STEPS, stop="spectral", noise_std=SIGMA)
