@@ -239,6 +239,23 @@ def _factors(lam: np.ndarray, eta: float, taus: np.ndarray) -> np.ndarray:
     return np.power(base[None], taus.reshape((-1,) + (1,) * lam.ndim))
 
 
+def _factor_chunks(lam: np.ndarray, eta: float, taus: np.ndarray):
+    """Yield ``(part, factors)``: the slice of ``taus`` and their (1 - eta lambda_f)^tau.
+
+    Chunks hold at most 2^17 numbers, so that the sums over them run in cache.  A run of
+    consecutive iterations is built by one product per iteration rather than a power.
+    """
+    base = 1.0 - eta * lam
+    rows = max(1, 2**17 // lam.size)
+    for start in range(0, taus.size, rows):
+        part = slice(start, start + rows)
+        t = taus[part]
+        f = np.empty((t.size,) + lam.shape)
+        for i, ti in enumerate(t):
+            f[i] = f[i - 1] * base if i and ti == t[i - 1] + 1 else np.power(base, ti)
+        yield part, f
+
+
 def residual_factors(u, shape, iterations, step_size=None) -> np.ndarray:
     """The per-frequency factors (1 - eta lambda_f)^tau of the linearized dynamics (E10).
 
@@ -426,12 +443,6 @@ def _signal_power(shape, x, y, sigma) -> np.ndarray:
     return np.maximum(power - sigma**2, 0.0)
 
 
-def _chunks(taus: np.ndarray, size: int):
-    step = max(1, 4_000_000 // max(size, 1))
-    for start in range(0, taus.size, step):
-        yield slice(start, start + step)
-
-
 def predicted_risk(u, shape, taus, step_size=None, *, x=None, y=None, sigma) -> np.ndarray:
     """Predicted risk R(tau) = E||G_tau - x||^2 of the linearized dynamics (E12).
 
@@ -465,8 +476,7 @@ def predicted_risk(u, shape, taus, step_size=None, *, x=None, y=None, sigma) -> 
     power = _signal_power(shape, x, y, sigma)
     risk = np.empty(taus.size)
     axes = tuple(range(1, len(shape) + 1))
-    for part in _chunks(taus, lam.size):
-        f = _factors(lam, eta, taus[part])
+    for part, f in _factor_chunks(lam, eta, taus):
         risk[part] = np.sum(f**2 * power, axis=axes) + sigma**2 * np.sum((1 - f) ** 2, axis=axes)
     return risk
 
@@ -544,8 +554,7 @@ def denoising_bound(u, shape, x, z, taus, step_size=None, p=None) -> np.ndarray:
             raise ValueError(f"x is not in the span of the top p = {p} modes; use p=None for "
                              "the exact linear term")
         rate = float(np.abs(1.0 - eta * lam[mask]).max())
-    for part in _chunks(taus, lam.size):
-        f = _factors(lam, eta, taus[part])
+    for part, f in _factor_chunks(lam, eta, taus):
         noise[part] = np.sqrt(np.sum((1 - f) ** 2 * zpow, axis=axes))
         if p is None:
             linear[part] = np.sqrt(np.sum(f**2 * xpow, axis=axes))
@@ -708,6 +717,6 @@ def predicted_band_measure(u, shape, taus, n_bands, step_size=None) -> np.ndarra
     lam = eigenvalues(u, shape)
     eta = _step(lam, step_size)
     out = np.empty((taus.size, n_bands))
-    for part in _chunks(taus, lam.size):
-        out[part] = _band_means(np.abs(1.0 - _factors(lam, eta, taus[part])), labels, n_bands)
+    for part, f in _factor_chunks(lam, eta, taus):
+        out[part] = _band_means(np.abs(1.0 - f), labels, n_bands)
     return out
