@@ -15,6 +15,7 @@ __all__ = ["Generator", "output_weights", "default_init_std", "init_std_for",
            "convolve", "correlate", "forward", "loss_and_grad"]
 
 BACKENDS = ("numpy", "numba")
+INITS = ("iid", "paired")
 
 
 # --------------------------------------------------------------------------------------------
@@ -129,13 +130,20 @@ class Generator:
         same best denoising error).  Use :func:`init_std_for` to match another signal's scale.
     seed : int
         Seed of :meth:`init_weights`.
+    init : "iid" or "paired"
+        "iid" (default, E6): every entry of C_0 iid N(0, init_std^2).  "paired": the first k/2
+        channels are drawn so and copied into the last k/2, so the balanced signs of v make
+        G(C_0) = 0 exactly while every channel is still N(0, init_std^2) and the expected kernel
+        is still Sigma (E8, now averaged over k/2 independent channels).  Since the Jacobian does
+        not depend on the scale of C, a large init_std then puts gradient descent in the lazy
+        regime of E10 with the theorem's G(C_0) = 0 (E11).
     dtype : np.float32 or np.float64
     backend : "numpy" or "numba", optional
         Default "numba" when numba imports, else "numpy".
     """
 
     def __init__(self, u, shape, channels, init_std=None, seed=0, dtype=np.float32,
-                 backend=None):
+                 backend=None, init="iid"):
         shape = (shape,) if np.isscalar(shape) else tuple(shape)
         if len(shape) not in (1, 2) or any(int(n) != n or n < 1 for n in shape):
             raise ValueError(f"shape must be (n,) or (h, w) of positive integers, got {shape!r}")
@@ -155,6 +163,9 @@ class Generator:
             raise ValueError(f"init_std must be a positive number, got {init_std!r}")
         self.init_std = float(init_std)
         self.seed = seed
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        self.init = init
         self.v = output_weights(self.channels, self.dtype)
         self.backend = _resolve_backend(backend)
         self._taps = self.taps.astype(self.dtype)
@@ -162,7 +173,7 @@ class Generator:
     def __repr__(self):
         return (f"Generator(taps={self.taps.shape}, shape={self.shape}, channels={self.channels}, "
                 f"init_std={self.init_std:.4g}, seed={self.seed}, dtype={self.dtype.name}, "
-                f"backend={self.backend!r})")
+                f"backend={self.backend!r}, init={self.init!r})")
 
     @property
     def size(self) -> int:
@@ -174,12 +185,18 @@ class Generator:
         return (self.channels,) + self.shape
 
     def init_weights(self) -> np.ndarray:
-        """(E6) C_0 with iid N(0, init_std^2) entries, drawn in float64 from ``seed``.
+        """(E6) C_0 with N(0, init_std^2) entries, drawn in float64 from ``seed``.
 
-        float32 and float64 generators with the same seed start from the same C_0 (rounded).
+        iid, or paired (see ``init``).  float32 and float64 generators with the same seed start
+        from the same C_0 (rounded).
         """
         rng = np.random.default_rng(self.seed)
-        return (self.init_std * rng.standard_normal(self.weights_shape)).astype(self.dtype)
+        if self.init == "paired":
+            half = rng.standard_normal((self.channels // 2,) + self.shape)
+            draw = np.concatenate([half, half])
+        else:
+            draw = rng.standard_normal(self.weights_shape)
+        return (self.init_std * draw).astype(self.dtype)
 
     def check_weights(self, C) -> np.ndarray:
         C = np.asarray(C)

@@ -178,3 +178,13 @@ def test_matches_torch_autograd():
     loss_t.backward()
     assert loss == pytest.approx(loss_t.item(), rel=1e-9)
     assert _rel(grad, Ct.grad.numpy()) < 1e-9
+
+
+def test_paired_init_cancels_output():
+    u = md.filters.random(5, seed=2)
+    gen = md.Generator(u, (40,), 8, init_std=3.0, dtype=np.float64, backend="numpy", init="paired")
+    C = gen.init_weights()
+    np.testing.assert_array_equal(C[:4], C[4:])
+    assert np.max(np.abs(gen.forward(C))) < 1e-12 * np.max(np.abs(C))
+    with pytest.raises(ValueError, match="init"):
+        md.Generator(u, (40,), 8, init="orthogonal")
