@@ -8,6 +8,7 @@ float32 ones, relative to the largest entry of the golden array.
 """
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from minidip.fit import stable_step_limit
 from reference import dense_conv_matrix, generator_autograd
 
 GOLDEN = Path(__file__).parent / "golden"
+PORTING = Path(__file__).parents[1] / "docs" / "porting.md"
 MANIFEST = json.loads((GOLDEN / "manifest.json").read_text())
 CASES = {case["file"]: case for case in MANIFEST["cases"]}
 FILES = sorted(CASES)
@@ -284,3 +286,23 @@ def test_check_command_detects_a_changed_file(tmp_path, capsys):
     assert golden.main(["--check", "--out", str(copy)]) == 1
     assert "grad differs" in capsys.readouterr().out
     assert golden.main(["--check", "--out", str(tmp_path / "missing")]) == 2
+
+
+# --------------------------------------------------------------------------------------------
+# The worked examples of docs/porting.md run as written
+
+EXAMPLES = re.findall(r"```python\n(.*?)```", PORTING.read_text(), re.S)
+
+
+def test_porting_has_a_torch_and_a_numpy_example():
+    assert len(EXAMPLES) >= 2 and any("import torch" in code for code in EXAMPLES)
+
+
+@pytest.mark.parametrize("index", range(len(EXAMPLES)))
+def test_porting_example_runs(index, monkeypatch, capsys):
+    code = EXAMPLES[index]
+    if "import torch" in code:
+        pytest.importorskip("torch")
+    monkeypatch.chdir(PORTING.parents[1])
+    exec(compile(code, f"docs/porting.md, example {index + 1}", "exec"), {})
+    assert "output" in capsys.readouterr().out
