@@ -105,7 +105,7 @@ def random(width: int = 5, seed: int = 0, ndim: int = 1, *, normalize: bool = Tr
 
 
 def as_taps(u, ndim: int) -> np.ndarray:
-    """Validate a filter and return its taps as an odd-sized, centred float64 array.
+    """(E1) Validate a filter and return its taps as an odd-sized, centred float64 array.
 
     ``u`` must be real, finite, not all zero, with ``ndim`` axes.  An axis of even length ``L``
     gets one zero tap appended, so the taps sit at offsets ``-L/2 .. L/2 - 1``.
