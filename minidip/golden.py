@@ -94,7 +94,8 @@ class GoldenCase:
                 "shape": list(self.shape), "channels": self.channels, "seed": self.seed,
                 "dtype": self.dtype,
                 "init_std": "minidip.generator.default_init_std(taps) (unit RMS output, E6)",
-                "weights": "Generator(taps, shape, channels, seed=seed, dtype=dtype)"
+                "init": "iid",
+                "weights": "Generator(taps, shape, channels, seed=seed, dtype=dtype, init='iid')"
                            ".init_weights(): float64 N(0, init_std^2) from "
                            "numpy.random.default_rng(seed), then rounded to dtype",
                 "target": {"recipe": "minidip.golden.target(shape, seed + 1)",
@@ -148,7 +149,7 @@ def make(case: GoldenCase) -> dict:
     """All arrays of one golden file (see the module docstring for the keys)."""
     raw = case.taps()
     gen = Generator(raw, case.shape, case.channels, seed=case.seed, dtype=np.dtype(case.dtype),
-                    backend="numpy")
+                    backend="numpy", init="iid")
     C = gen.init_weights()
     x = clean_signal(case.shape)
     y = gen.check_target(target(case.shape, case.seed + 1))

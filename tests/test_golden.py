@@ -6,6 +6,7 @@ tests/reference.py) reproduces it; PyTorch (conv with circular padding and flipp
 reproduces it when installed.  Tolerances: 1e-9 relative for float64 quantities, 2e-4 for the
 float32 ones, relative to the largest entry of the golden array.
 """
+import importlib
 import json
 import math
 import re
@@ -110,7 +111,7 @@ def test_library_reproduces_golden(name, backend):
     g, case = _load(name), CASES[name]
     shape = tuple(case["shape"])
     gen = md.Generator(g["raw_taps"], shape, case["channels"], seed=case["seed"],
-                       dtype=np.dtype(case["dtype"]), backend=backend)
+                       dtype=np.dtype(case["dtype"]), backend=backend, init=case["init"])
     np.testing.assert_array_equal(gen.taps, g["taps"])
     np.testing.assert_array_equal(gen.v, g["v"])
     assert gen.init_std == pytest.approx(float(g["init_std"]), rel=1e-14)
@@ -306,3 +307,39 @@ def test_porting_example_runs(index, monkeypatch, capsys):
     monkeypatch.chdir(PORTING.parents[1])
     exec(compile(code, f"docs/porting.md, example {index + 1}", "exec"), {})
     assert "output" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------------------
+# docs/math.md names the implementing functions; their docstrings cite the equation back
+
+MATH = PORTING.parent / "math.md"
+
+
+def _summary_rows():
+    rows = []
+    for line in MATH.read_text().splitlines():
+        match = re.match(r"\| (E\d+) \|[^|]*\|([^|]*)\|", line)
+        if match:
+            rows.append((match.group(1), re.findall(r"`([\w.]+)`", match.group(2))))
+    return rows
+
+
+def _resolve(name):
+    if name.startswith("Generator."):
+        return getattr(md.Generator, name.split(".", 1)[1])
+    module, _, attr = name.rpartition(".")
+    obj = importlib.import_module(module)
+    return getattr(obj, attr)
+
+
+def test_math_md_names_every_equation_with_a_function():
+    rows = dict(_summary_rows())
+    assert sorted(rows, key=lambda e: int(e[1:])) == [f"E{i}" for i in range(1, 15)]
+    assert all(rows.values())
+
+
+@pytest.mark.parametrize("equation, names", _summary_rows())
+def test_implementing_functions_cite_their_equation(equation, names):
+    for name in names:
+        doc = _resolve(name).__doc__ or ""
+        assert re.search(rf"\b{equation}\b", doc), f"{name} does not cite {equation}"
