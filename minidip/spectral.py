@@ -77,11 +77,21 @@ def _check_iterations(iterations, name: str = "iterations") -> np.ndarray:
     return t.astype(np.int64)
 
 
+def _real_number(value) -> float:
+    """``value`` as a float, or NaN if it is not a real number (bools are not numbers here)."""
+    if isinstance(value, (bool, np.bool_)) or not np.isscalar(value):
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def _check_positive(value, name: str) -> float:
-    if isinstance(value, (bool, np.bool_)) or not np.isscalar(value) or not np.isreal(value) \
-            or not np.isfinite(value) or value <= 0:
+    number = _real_number(value)
+    if not (math.isfinite(number) and number > 0):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
+    return number
 
 
 def _step(lam: np.ndarray, step_size) -> float:
@@ -90,11 +100,11 @@ def _step(lam: np.ndarray, step_size) -> float:
     if step_size is None:
         return 1.0 / lam_max
     limit = 2.0 / lam_max
-    if isinstance(step_size, (bool, np.bool_)) or not np.isscalar(step_size) \
-            or not np.isreal(step_size) or not (np.isfinite(step_size) and 0 < step_size < limit):
+    eta = _real_number(step_size)
+    if not 0 < eta < limit:                                     # False for NaN
         raise ValueError(f"step_size must lie in (0, 2/lambda_max) = (0, {limit:.6g}) for stable "
                          f"gradient descent, got {step_size!r}")
-    return float(step_size)
+    return eta
 
 
 # --------------------------------------------------------------------------------------------
@@ -154,8 +164,8 @@ def autocorrelation(u, shape) -> np.ndarray:
     Returns
     -------
     a : ndarray of ``shape``, float64
-        Periodic array indexed by the lag; ``(U U^T)[i, l] = a(i - l)``.  Computed by exact direct
-        sums over the few lags where the filter overlaps itself (zero elsewhere).
+        Periodic array indexed by the lag; ``(U U^T)[i, l] = a(i - l)``.  Computed by direct sums (no FFT
+        rounding) over the few lags where the filter overlaps itself; exactly zero elsewhere.
     """
     shape = _check_shape(shape)
     index, a, _ = _lag_sums(_check_filter(u, shape), shape)
@@ -203,13 +213,18 @@ def default_step_size(u, shape) -> float:
     return 1.0 / float(eigenvalues(u, shape).max())
 
 
+def _check_dense_size(shape) -> None:
+    size = math.prod(shape)
+    if size > MAX_DENSE_SIZE:
+        raise ValueError(f"a dense kernel for shape {shape} has N = {size} > {MAX_DENSE_SIZE} "
+                         "rows; use the FFT path (kernel_row, eigenvalues) or the operator "
+                         "apply_empirical_kernel instead")
+
+
 def _circulant(row: np.ndarray) -> np.ndarray:
     """The dense N x N matrix M[i, l] = row[(i - l) mod shape] (row-major flattening)."""
     shape = row.shape
-    if row.size > MAX_DENSE_SIZE:
-        raise ValueError(f"a dense kernel for shape {shape} has N = {row.size} > "
-                         f"{MAX_DENSE_SIZE} rows; use the FFT path (kernel_row, eigenvalues) or "
-                         "the operator apply_empirical_kernel instead")
+    _check_dense_size(shape)
     coords = np.indices(shape).reshape(len(shape), -1)
     diff = (coords[:, :, None] - coords[:, None, :]) % np.array(shape)[:, None, None]
     return row[tuple(diff)]
@@ -225,8 +240,7 @@ def dense_kernel(u, shape) -> np.ndarray:
     ValueError if N > MAX_DENSE_SIZE.
     """
     shape = _check_shape(shape)
-    if math.prod(shape) > MAX_DENSE_SIZE:
-        _circulant(np.zeros(shape))                      # raises with the message
+    _check_dense_size(shape)
     return _circulant(kernel_row(u, shape))
 
 
@@ -375,8 +389,7 @@ def dense_empirical_kernel(gen, C) -> np.ndarray:
     Uses ``K_0[i, l] = a(i - l) sum_j v_j^2 1[(U c_j)_i > 0] 1[(U c_j)_l > 0]``.
     Raises ValueError if N > MAX_DENSE_SIZE.
     """
-    if gen.size > MAX_DENSE_SIZE:
-        _circulant(np.zeros(gen.shape))                  # raises with the message
+    _check_dense_size(gen.shape)
     masks = _active(gen, C).reshape(gen.channels, -1).astype(np.float64)
     v2 = np.asarray(gen.v, dtype=np.float64) ** 2
     both = masks.T @ (v2[:, None] * masks)
