@@ -230,6 +230,23 @@ def test_independent_implementation_reproduces_golden(name):
     assert _rel(np.sort(g["eigenvalues"].ravel()), ref["dense_eigenvalues"]) <= 1e-9
 
 
+@pytest.mark.parametrize("name", FILES)
+def test_golden_files_catch_wrong_conventions(name):
+    # Mistakes of the math.md checklist move the golden arrays far beyond the tolerance.
+    g = _load(name)
+    C, y, taps = g["weights"].astype(np.float64), g["target"].astype(np.float64), g["taps"]
+    v = g["v"].astype(np.float64)
+    k = v.size
+    alternating = np.where(np.arange(k) % 2, 1.0, -1.0) / math.sqrt(k)
+    wrong = {"alternating signs of v": ("output", generator.forward(C, taps, alternating)),
+             "loss as a mean": ("loss", np.mean((generator.forward(C, taps, v) - y) ** 2))}
+    if not np.array_equal(taps, np.flip(taps)):
+        wrong["correlation instead of convolution"] = ("output",
+                                                       generator.forward(C, np.flip(taps), v))
+    for mistake, (key, value) in wrong.items():
+        assert _rel(value, g[key]) > 1e-3, mistake
+
+
 # --------------------------------------------------------------------------------------------
 # PyTorch (a port, as docs/porting.md describes it) against the files
 
@@ -267,7 +284,9 @@ def test_regeneration_reproduces_the_stored_arrays():
     assert len(rows) == sum(len(_load(f)) for f in FILES)
     for file, key, distance in rows:
         limit = 0.0 if key in golden.EXACT_KEYS else golden.LAST_BITS
-        assert distance <= limit, (file, key, distance)
+        assert distance <= limit, (f"{file}: {key} is {distance:.3g} eps * max|stored| from the "
+                                   "library's output; if the change is intended, regenerate with "
+                                   "`python -m minidip.golden --out tests/golden`")
 
 
 def test_writing_is_deterministic(tmp_path):
