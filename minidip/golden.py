@@ -57,8 +57,8 @@ import numpy as np
 from . import filters, spectral
 from .generator import Generator
 
-__all__ = ["CASES", "GoldenCase", "PRED_ITERATIONS", "NOISE_STD", "clean_signal", "target",
-           "make", "manifest", "write", "check", "main"]
+__all__ = ["CASES", "GoldenCase", "PRED_ITERATIONS", "NOISE_STD", "LAST_BITS", "EXACT_KEYS",
+           "clean_signal", "target", "make", "manifest", "write", "check", "main"]
 
 #: Iterations at which the linearized residual (E10) is stored.
 PRED_ITERATIONS = (0, 1, 3, 10, 30, 100)
@@ -69,6 +69,8 @@ NOISE_STD = 0.25
 LAST_BITS = 8.0
 
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+#: Keys that regenerate bit for bit on every platform (seeded draws, correctly rounded arithmetic).
 EXACT_KEYS = ("v", "target", "clean", "noise_std", "pred_iterations")
 
 
