@@ -160,7 +160,8 @@ def _figures(args):
     folder = Path(args.out)
     if not folder.is_dir():
         raise UsageError(f"output directory {folder} does not exist; create it or pass --out DIR")
-    rows = dn.compare(seeds=tuple(range(args.seeds)), progress=not args.no_progress)
+    rows = dn.compare(cases=dn.CASES, seeds=tuple(range(args.seeds)),
+                      progress=not args.no_progress)
     path = plots.plot_comparison(rows, folder / "denoising.png")
     print(dn.comparison_table(rows))
     print(f"wrote {path}")
@@ -243,7 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:          # usage errors (one line, code 2) and --help (code 0)
+        return exc.code
     try:
         code = args.run(args)
     except (UsageError, ValueError, OSError) as exc:

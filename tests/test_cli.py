@@ -1,0 +1,202 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minidip as md
+from minidip import cli, stopping
+from minidip import denoise as dn
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["--channels", "8", "--steps", "30", "--no-progress"]
+
+
+@pytest.fixture
+def image(tmp_path):
+    """A small noisy grayscale PNG and its clean version."""
+    clean = md.data.shepp_logan(32)
+    noisy = np.clip(clean + 0.1 * np.random.default_rng(0).standard_normal(clean.shape), 0, 1)
+    path = md.data.save(tmp_path / "noisy.png", noisy)
+    return path, clean
+
+
+def run(argv, capsys):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_denoise_png_default_output(image, capsys):
+    path, clean = image
+    before = path.read_bytes()
+    code, out, err = run(["denoise", path, *FAST], capsys)
+    assert code == 0, err
+    written = path.with_name("noisy_denoised.png")
+    assert written.is_file() and f"wrote {written}" in out
+    assert path.read_bytes() == before
+    assert "stopped at" in out and "(estimated)" in out
+    result = md.data.load(written)
+    assert result.shape == clean.shape
+
+
+def test_denoise_npy_1d_with_known_noise_and_psnr(tmp_path, capsys):
+    x = (md.data.bandlimited((200,), p=6, seed=2) + 3) / 6
+    path = tmp_path / "signal.npy"
+    np.save(path, x)
+    code, out, err = run(["denoise", path, "--add-noise", "0.05", "--noise-std", "0.05",
+                          "--stop", "spectral", *FAST], capsys)
+    assert code == 0, err
+    assert "0.05 (given)" in out and "PSNR" in out
+    result = np.load(tmp_path / "signal_denoised.npy")
+    assert result.shape == x.shape
+    # The PSNR printed is the one of the written file against the input.
+    y = x + 0.05 * np.random.default_rng(0).standard_normal(x.shape)
+    gain = (md.metrics.psnr(result, x, data_range=np.ptp(x))
+            - md.metrics.psnr(y, x, data_range=np.ptp(x)))
+    assert f"(gain {gain:+.2f} dB)" in out
+
+
+def test_denoise_colour_jpeg_to_jpeg(tmp_path, capsys):
+    from PIL import Image
+    rgb = (np.random.default_rng(1).random((24, 20, 3)) * 255).astype(np.uint8)
+    path = tmp_path / "photo.JPG"
+    Image.fromarray(rgb).save(path, format="JPEG")
+    code, out, err = run(["denoise", path, "--out", tmp_path / "clean.jpeg", *FAST], capsys)
+    assert code == 0, err
+    assert md.data.load(tmp_path / "clean.jpeg").shape == (24, 20)
+
+
+def test_denoise_default_input_is_the_noisy_mri(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(["denoise", *FAST], capsys)
+    assert code == 0, err
+    assert "MRI" in out and "noise of std 0.1" in out and "PSNR" in out
+    assert md.data.load(tmp_path / "mri_denoised.png").shape == (128, 128)
+
+
+def _bad_inputs(tmp_path, path):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    cube = tmp_path / "cube.npy"
+    np.save(cube, np.zeros((3, 3, 3)))
+    tiny = md.data.save(tmp_path / "tiny.png", np.zeros((6, 6)) + 0.5)
+    return {
+        "missing file": ["denoise", tmp_path / "nope.png"],
+        "not an image": ["denoise", text],
+        "3-D array": ["denoise", cube],
+        "unsupported type": ["denoise", path.with_suffix(".txt")],
+        "output equals input": ["denoise", path, "--out", path],
+        "output equals input via another spelling": ["denoise", path, "--out",
+                                                     path.parent / "." / path.name],
+        "zero noise std": ["denoise", path, "--noise-std", "0"],
+        "negative added noise": ["denoise", path, "--add-noise", "-0.1"],
+        "zero steps": ["denoise", path, "--steps", "0"],
+        "negative channels": ["denoise", path, "--channels", "-4"],
+        "odd channels": ["denoise", path, "--channels", "7", "--steps", "2"],
+        "filter larger than image": ["denoise", tiny, "--filter", "gaussian:2"],
+        "unknown filter": ["denoise", path, "--filter", "sobel:3"],
+        "bad filter parameter": ["denoise", path, "--filter", "gaussian:-1"],
+        "unknown stop rule": ["denoise", path, "--stop", "never"],
+        "oracle without reference": ["denoise", path, "--stop", "oracle"],
+        "1-D signal to PNG": ["denoise", tmp_path / "line.npy", "--out", tmp_path / "line.png"],
+        "missing output directory": ["denoise", path, "--out", tmp_path / "no" / "out.png"],
+        "bad spectrum shape": ["spectrum", "--shape", "0x4"],
+        "spectrum filter too large": ["spectrum", "--shape", "8", "--filter", "gaussian:3"],
+        "figures into a missing directory": ["figures", "--out", tmp_path / "missing"],
+    }
+
+
+BAD = list(_bad_inputs(Path("/tmp"), Path("/tmp/x.png")))
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_input_one_line_exit_2_input_untouched(case, image, tmp_path, capsys):
+    path, _ = image
+    np.save(tmp_path / "line.npy", np.linspace(0, 1, 50))
+    argv = _bad_inputs(tmp_path, path)[case]
+    files = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    code, out, err = run(argv, capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and err.startswith("minidip"), err
+    assert "Traceback" not in err
+    assert {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == files
+
+
+def _subprocess(argv, cwd):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "minidip.cli", *map(str, argv)], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_subprocess_bad_input_and_good_run(image, tmp_path):
+    path, _ = image
+    before = path.read_bytes()
+    bad = _subprocess(["denoise", path, "--out", path], tmp_path)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in bad.stderr and "input" in bad.stderr
+    missing = _subprocess(["denoise", tmp_path / "absent.png"], tmp_path)
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    good = _subprocess(["denoise", path, "--out", "result.png", *FAST], tmp_path)
+    assert good.returncode == 0, good.stderr
+    assert (tmp_path / "result.png").is_file()
+    assert path.read_bytes() == before
+
+
+class _InterruptedDiscrepancy(stopping.Discrepancy):
+    def observe(self, iteration, output, loss):
+        if iteration == 4:
+            raise KeyboardInterrupt
+        return super().observe(iteration, output, loss)
+
+
+def test_ctrl_c_writes_best_so_far(image, tmp_path, capsys, monkeypatch):
+    path, _ = image
+    monkeypatch.setitem(stopping.RULES, "discrepancy", _InterruptedDiscrepancy)
+    code, out, err = run(["denoise", path, "--out", tmp_path / "partial.png", *FAST], capsys)
+    assert code == 130
+    assert f"interrupted: wrote the best output so far (iteration 3" in out
+    assert str(tmp_path / "partial.png") in out
+    y = md.data.load(path)
+    expected = dn.denoise(y, stop=None, channels=8, steps=3).output
+    np.testing.assert_allclose(md.data.load(tmp_path / "partial.png"),
+                               np.rint(np.clip(expected, 0, 1) * 255) / 255, atol=1e-6)
+
+
+def test_spectrum_prints_summary_and_plots(tmp_path, capsys):
+    out_png = tmp_path / "spec.png"
+    code, out, err = run(["spectrum", "--filter", "gaussian:1.2:7", "--shape", "32x32",
+                          "--out", out_png], capsys)
+    assert code == 0, err
+    lam = md.spectral.eigenvalues(md.filters.gaussian(1.2, ndim=2, size=7), (32, 32))
+    assert f"lambda_max         {lam.max():.6g}" in out
+    assert f"lambda_min         {lam.min():.6g}" in out
+    assert f"condition          {lam.max() / lam.min():.6g}" in out
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, out, err = run(["spectrum", "--shape", "64", "--out", tmp_path / "one.png"], capsys)
+    assert code == 0 and "gaussian:2" in out
+
+
+def test_figures_writes_comparison(tmp_path, capsys, monkeypatch):
+    tiny = dn.Case("tiny", lambda: (md.data.bandlimited((64,), p=4, seed=1) + 3) / 6, 0.05,
+                   "gaussian:2", channels=8, steps=20)
+    monkeypatch.setattr(dn, "CASES", (tiny,))
+    code, out, err = run(["figures", "--out", tmp_path, "--seeds", "1", "--no-progress"], capsys)
+    assert code == 0, err
+    assert "| method | tiny |" in out
+    assert (tmp_path / "denoising.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_acceptance_cli_gain_on_noisy_mri_png(tmp_path, capsys):
+    clean = md.data.mri(downsample=2)
+    noisy = clean + 0.1 * np.random.default_rng(11).standard_normal(clean.shape)
+    path = md.data.save(tmp_path / "noisy.png", noisy)
+    code, out, err = run(["denoise", path, "--out", tmp_path / "out.png", "--no-progress"],
+                         capsys)
+    assert code == 0, err
+    before = md.metrics.psnr(md.data.load(path), clean, data_range=1.0)
+    after = md.metrics.psnr(md.data.load(tmp_path / "out.png"), clean, data_range=1.0)
+    assert after - before >= 3
