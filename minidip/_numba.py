@@ -197,10 +197,11 @@ def _channel_separable(c, mask, r, part, grad, vj, eta, a, af, b, bf,
                 for i1 in range(W):
                     grad[i0, i1] = vj * g[i1]
             else:
+                crow = c[i0]
                 for i1 in range(W):
-                    cn = c[i0, i1] - ev * g[i1]                      # E6
-                    c[i0, i1] = cn
-                    cpad[h1 + i1] = cn
+                    cpad[h1 + i1] = crow[i1] - ev * g[i1]            # E6
+                for i1 in range(W):
+                    crow[i1] = cpad[h1 + i1]
                 if do_forward:
                     _wrap_row(cpad, h1, W)
                     _correlate_row(sp[h0 + i0], cpad, 0, bf, W, False)
@@ -314,6 +315,12 @@ def _phase_b(parts, y, out, r, chunk_loss):
     for ch in range(nchunks):
         total += chunk_loss[ch]
     return 0.5 * total
+
+
+@_jit(parallel=True)
+def parallel_copy(dst, src):
+    """``dst[:] = src`` over all threads (the copy bandwidth of the benchmark's roofline)."""
+    dst[:] = src
 
 
 # --------------------------------------------------------------------------------------------
