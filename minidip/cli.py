@@ -206,15 +206,6 @@ def build_parser() -> argparse.ArgumentParser:
     bench_cmd.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     bench_cmd.set_defaults(run=bench.main)
 
-    from . import bench
-    bench_cmd = sub.add_parser("bench", help="time one gradient step: numba, NumPy, PyTorch, roofline")
-    bench_cmd.add_argument("--shapes", nargs="+", choices=list(bench.SHAPES), default=None,
-                           help="subset of the shapes (default: all four)")
-    bench_cmd.add_argument("--repeats", type=_positive(int), default=10, help="timed steps per shape")
-    bench_cmd.add_argument("--quick", action="store_true", help="time the NumPy reference once")
-    bench_cmd.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    bench_cmd.set_defaults(run=bench.main)
-
     den = sub.add_parser("denoise", help="denoise an image or 1-D signal file by an early-stopped "
                          "generator", description=_DENOISE_HELP)
     den.add_argument("input", nargs="?", help="PNG, JPEG or .npy file (default: the embedded MRI "
