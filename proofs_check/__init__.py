@@ -1,0 +1,15 @@
+"""Empirical checks of the theory: one module per claim C1-C8 of the specification.
+
+``python -m proofs_check`` runs them all; ``python -m proofs_check.<module>`` runs one.
+"""
+
+CLAIMS = (
+    "c1_kernel",
+    "c2_concentration",
+    "c3_dynamics",
+    "c4_structure_first",
+    "c5_early_stopping",
+    "c6_gaussian_process",
+    "c7_spectral_bias",
+    "c8_filter_is_cause",
+)

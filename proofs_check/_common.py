@@ -95,6 +95,12 @@ def save_figure(fig, out, name: str) -> str:
     return str(path)
 
 
+def label_widths(ax, widths):
+    """Tick a log-scaled x axis at the widths k, labelled plainly."""
+    ax.set_xticks(list(widths), [str(k) for k in widths])
+    ax.minorticks_off()
+
+
 def loglog_slope(x, y) -> float:
     """Least-squares slope of log y against log x."""
     return float(np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)[0])
@@ -206,3 +212,22 @@ class Snapshots(StopRule):
         if iteration in self.iterations:
             self.outputs[iteration] = np.array(output, dtype=np.float64)
         return False
+
+
+def fit_with_outputs(gen, y, steps, **kwargs):
+    """md.fit that also returns the outputs G(C_tau) for tau = 0..steps, shape (steps+1, *y.shape)."""
+    import minidip as md
+    snaps = Snapshots(range(steps + 1))
+    res = md.fit(gen, y, steps, stop=snaps, **kwargs)
+    return res, np.stack([snaps.outputs[t] for t in range(steps + 1)])
+
+
+def prediction_deviation(gen, y, outputs, step_size) -> np.ndarray:
+    """||G_tau - Ghat_tau|| / ||y|| for each tau: measured outputs vs the linearized E10 from the
+    same start G(C_0)."""
+    import minidip as md
+    g0 = gen.forward(gen.init_weights()).astype(np.float64)
+    taus = np.arange(outputs.shape[0])
+    predicted = md.spectral.predict_outputs(gen.taps, gen.shape, y, g0, taus, step_size)
+    axes = tuple(range(1, outputs.ndim))
+    return np.sqrt(np.sum((outputs - predicted) ** 2, axis=axes)) / np.linalg.norm(y)

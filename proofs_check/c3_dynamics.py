@@ -1,0 +1,91 @@
+"""C3 Dynamics: gradient descent follows the linearized prediction E10, the closer the wider.
+
+E10 replaces the finite-width kernel K_tau = J_tau J_tau^T by its expectation Sigma, so the
+predicted outputs are G_tau = y + (I - eta Sigma)^tau (G(C_0) - y), in closed form.  Two things
+make the measured trajectory deviate: K_0 differs from Sigma by O(k^(-1/2)) (C2), and K_tau
+drifts from K_0 as the weights move, by an amount that shrinks with the init scale (the lazy
+regime) and with k.  We measure the worst deviation over tau <= T of the output vector,
+dev(k) = max_tau ||G_tau - Ghat_tau|| / ||y||, for increasing k, in the lazy regime of E6
+(iid init with ||G(C_0)|| ~ ||y||), and, to show where theory and measurement part ways, at the
+small init ||G(C_0)|| ~ 0.1 ||y||.
+
+Thresholds.  dev must shrink with k in the lazy regime: fitted log-log slope <= -0.3 (the
+concentration of K_0 gives -0.5; the estimate from three widths of one seed scatters by about
+0.1), and be small at the largest default width: <= 0.05 (issue 3's bound at k = 8192; the
+measurement gives about 0.02 at k = 4096).  The small-init deviations are reported, not
+thresholded: there the weights travel far relative to their size, the masks change, and E10
+only holds qualitatively.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import minidip as md
+from proofs_check import _common as common
+
+CLAIM = "C3"
+STATEMENT = "the gradient-descent trajectory follows the linearized prediction (E10) as k grows"
+
+N = 128
+FILTER = md.filters.gaussian(2.0)
+SIGNAL_MODES = 6
+NOISE_STD = 0.5
+WIDTHS = (256, 1024, 4096)
+INIT, LAZY_SCALE, SMALL_SCALE = "iid", 1.0, 0.1
+STEPS = 300
+MAX_SLOPE = -0.3
+MAX_DEVIATION = 0.05
+
+FULL = dict(n=1024, widths=(512, 2048, 8192, 32768), steps=1000)
+
+
+def measure(u, y, widths, init, init_scale, seed, steps):
+    """Deviation curves ||G_tau - Ghat_tau|| / ||y|| (tau = 0..steps) for each width."""
+    curves = {}
+    for k in widths:
+        gen = common.make_generator(u, y, k, init_scale, seed, init)
+        res, outputs = common.fit_with_outputs(gen, y, steps)
+        curves[k] = common.prediction_deviation(gen, y, outputs, res.step_size)
+    return curves
+
+
+@common.timed
+def run(out=common.DEFAULT_OUT, full=False, seed=0):
+    n, widths, steps = (FULL["n"], FULL["widths"], FULL["steps"]) if full \
+        else (N, WIDTHS, STEPS)
+    rng = np.random.default_rng(seed + 1)
+    y = md.data.bandlimited((n,), p=SIGNAL_MODES, seed=seed) + NOISE_STD * rng.standard_normal(n)
+    lazy = measure(FILTER, y, widths, INIT, LAZY_SCALE, seed, steps)
+    small = measure(FILTER, y, widths, INIT, SMALL_SCALE, seed, steps)
+    worst = {k: float(c.max()) for k, c in lazy.items()}
+    worst_small = {k: float(c.max()) for k, c in small.items()}
+    slope = common.loglog_slope(widths, list(worst.values()))
+
+    fig, axes = common.new_figure(2)
+    for i, k in enumerate(widths):
+        axes[0].plot(lazy[k], color=f"C{i}", label=f"k = {k}, ||G(C_0)|| ~ ||y||")
+        axes[0].plot(small[k], ":", color=f"C{i}", label=f"k = {k}, ||G(C_0)|| ~ 0.1 ||y||")
+    axes[0].set(xlabel="iteration", ylabel="||G_tau - prediction|| / ||y||", yscale="log",
+                ylim=(1e-3, 1), title="deviation from E10 along the trajectory")
+    axes[0].legend(fontsize=7)
+    axes[1].loglog(widths, list(worst.values()), "o-", label=f"lazy (slope {slope:.2f})")
+    axes[1].loglog(widths, list(worst_small.values()), "s:", label="small init")
+    axes[1].loglog(widths, worst[widths[0]] * (np.array(widths) / widths[0]) ** -0.5, "--",
+                   color="gray", label="k^(-1/2)")
+    axes[1].set(xlabel="channels k", ylabel="worst deviation / ||y||",
+                title="C3: worst deviation over the trajectory")
+    common.label_widths(axes[1], widths)
+    axes[1].legend(fontsize=8)
+    figure = common.save_figure(fig, out, "c3_dynamics")
+
+    checks = [common.Check("log-log slope of worst deviation", slope, "<=", MAX_SLOPE),
+              common.Check(f"worst deviation at k = {widths[-1]}", worst[widths[-1]], "<=",
+                           MAX_DEVIATION)]
+    measured = dict(widths=list(widths), worst_deviation=worst,
+                    worst_deviation_small_init=worst_small, slope=slope)
+    return common.ClaimResult(CLAIM, STATEMENT, checks, measured, figure)
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(common.claim_main(sys.modules[__name__]))
