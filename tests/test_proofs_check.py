@@ -1,0 +1,93 @@
+"""Smoke tests of the claim modules at tiny sizes, the runner, and a held-out case of E11."""
+import json
+
+import numpy as np
+import pytest
+
+import minidip as md
+from proofs_check import _common as common
+from proofs_check import (c1_kernel, c2_concentration, c3_dynamics, c4_structure_first,
+                          c5_early_stopping, c8_filter_is_cause)
+from proofs_check.__main__ import main as run_all
+
+
+def test_check_and_result_logic():
+    ok = common.Check("a", 1.0, "<=", 2.0)
+    bad = common.Check("b", 3.0, "<=", 2.0)
+    nan = common.Check("c", float("nan"), ">=", 0.0)
+    assert ok.passed and not bad.passed and not nan.passed
+    assert not common.ClaimResult("CX", "s", [ok, bad]).passed
+    assert common.ClaimResult("CX", "s", [ok]).passed
+
+
+def test_steps_to_fit_interpolates_in_log():
+    assert common.steps_to_fit([1.0, 0.5, 0.05]) == pytest.approx(1 + np.log(5) / np.log(10))
+    assert common.steps_to_fit([1.0, 0.5]) == np.inf
+
+
+def test_c1_dense_sigma_matches_fft_and_run(tmp_path):
+    assert c1_kernel.eigenvalue_error(md.filters.random(3, seed=4), (11,)) < 1e-12
+    result = c1_kernel.run(out=tmp_path)
+    assert result.passed and (tmp_path / "c1_kernel.png").exists()
+
+
+def test_c2_measure_tiny():
+    distance = c2_concentration.measure(md.filters.triangle(2), (16,), (8, 128), seeds=2)
+    assert distance[128] < distance[8]
+
+
+def test_c3_measure_tiny():
+    y = md.data.bandlimited((24,), p=3, seed=1)
+    curves = c3_dynamics.measure(md.filters.gaussian(1.0), y, (8, 64), "iid", 1.0, 0, 10)
+    assert set(curves) == {8, 64} and curves[8].shape == (11,)
+    assert curves[8][0] == pytest.approx(0, abs=1e-6)     # same start as the prediction
+
+
+def test_c4_measure_tiny():
+    x = md.data.bandlimited((32,), p=3, seed=0)
+    z = md.data.white_noise((32,), seed=1)
+    m = c4_structure_first.measure(md.filters.gaussian(1.5), x, z * np.linalg.norm(x) /
+                                   np.linalg.norm(z), 64, "paired", 10.0, 0, 200)
+    assert m["ratio"] > 1 and np.isfinite(m["predicted_ratio"])
+
+
+def test_c5_measure_tiny():
+    u = md.filters.gaussian(1.5)
+    x = c5_early_stopping.top_mode_signal(u, (32,), 5, seed=0)
+    z = 0.5 * np.random.default_rng(1).standard_normal(32)
+    rows, _ = c5_early_stopping.measure(u, x, z, (32,), "paired", 10.0, 0, 40, p=5)
+    assert set(rows[32]) >= {"eps", "deviation", "best_error_to_noise", "tau_star"}
+    assert rows[32]["eps"] >= 0
+
+
+def test_c8_shrinkage_error_closed_form():
+    x, y = np.array([1.0, 0.0]), np.array([1.0, 1.0])
+    # min_c ||c y - x||: c = 1/2, error sqrt(1/4 + 1/4)
+    assert c8_filter_is_cause.shrinkage_error(x, y) == pytest.approx(np.sqrt(0.5))
+    gain, _ = c8_filter_is_cause.denoising_gain_db(md.filters.delta(), x * 0 + 1.0,
+                                                   np.array([0.3, -0.3]), 8, "paired", 10.0,
+                                                   0, 5)
+    assert np.isfinite(gain)
+
+
+def test_runner_only_writes_report(tmp_path, capsys):
+    assert run_all(["--only", "C2", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [r["claim"] for r in report] == ["C2"] and report[0]["passed"]
+    assert "PASS" in capsys.readouterr().out
+    assert run_all(["--only", "C9", "--out", str(tmp_path)]) == 2
+
+
+@pytest.mark.slow
+def test_held_out_case_satisfies_bound_e11():
+    # A filter, signal, seed and init none of the claims use; k = 8192, ||G(C_0)|| ~ 0.1 ||y||.
+    u, n, steps = md.filters.triangle(3), 128, 400
+    x = md.data.bandlimited((n,), p=8, seed=7)
+    z = md.data.white_noise((n,), std=1.0, seed=107)
+    y = x + z
+    gen = md.Generator(u, (n,), 8192, init_std=md.init_std_for(u, y, 0.1), seed=7)
+    res = md.fit(gen, y, steps, clean=x)
+    bound = md.spectral.denoising_bound(u, (n,), x, z, np.arange(steps + 1), res.step_size)
+    eps = md.spectral.measured_eps(res.history["error"], bound, np.linalg.norm(y))
+    assert eps <= 0.1
+    assert res.history["error"].min() < 0.5 * np.linalg.norm(z)
