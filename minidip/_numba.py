@@ -60,124 +60,144 @@ _FAST = {"fastmath": {"contract"}}
 
 
 # --------------------------------------------------------------------------------------------
-# Row kernels.  All loops over a row are contiguous and vectorize over the row.
+# Row kernels.  Every loop runs over a contiguous row and vectorizes.  Stores never use an offset
+# index (``x[h + i]``): Numba's negative-index wraparound would then keep LLVM from vectorizing,
+# so offset rows are passed as views.
 
 @_jit(**_FAST)
-def _correlate_row(out, x, x0, w, n, accumulate):
-    """``out[i] (+)= sum_t w[t] x[x0 + i + t]`` for i < n, taps summed in groups of 8, 4, 1."""
-    T = w.shape[0]
+def _correlate_row(out, orow, x, xrow, w, wrow, n, accumulate):
+    """``out[orow, i] (+)= sum_t w[wrow, t] x[xrow, i + t]`` for i < n.
+
+    The taps are summed in order, in passes of 8 while at least 8 remain, then 4, then the rest
+    (1-3) in one pass.  ``t`` only grows by constants, so LLVM sees ``i + t >= 0`` and needs no
+    negative-index wraparound, which would prevent vectorization.
+    """
+    T = w.shape[1]
     t = 0
     while t < T:
-        b = x0 + t
         add = accumulate or t > 0
         if T - t >= 8:
-            w0, w1, w2, w3 = w[t], w[t + 1], w[t + 2], w[t + 3]
-            w4, w5, w6, w7 = w[t + 4], w[t + 5], w[t + 6], w[t + 7]
-            if add:
-                for i in range(n):
-                    out[i] += (w0 * x[b + i] + w1 * x[b + i + 1] + w2 * x[b + i + 2]
-                               + w3 * x[b + i + 3] + w4 * x[b + i + 4] + w5 * x[b + i + 5]
-                               + w6 * x[b + i + 6] + w7 * x[b + i + 7])
-            else:
-                for i in range(n):
-                    out[i] = (w0 * x[b + i] + w1 * x[b + i + 1] + w2 * x[b + i + 2]
-                              + w3 * x[b + i + 3] + w4 * x[b + i + 4] + w5 * x[b + i + 5]
-                              + w6 * x[b + i + 6] + w7 * x[b + i + 7])
+            w0, w1, w2, w3 = w[wrow, t], w[wrow, t + 1], w[wrow, t + 2], w[wrow, t + 3]
+            w4, w5, w6, w7 = w[wrow, t + 4], w[wrow, t + 5], w[wrow, t + 6], w[wrow, t + 7]
+            for i in range(n):
+                b = i + t
+                acc = (w0 * x[xrow, b] + w1 * x[xrow, b + 1] + w2 * x[xrow, b + 2]
+                       + w3 * x[xrow, b + 3] + w4 * x[xrow, b + 4] + w5 * x[xrow, b + 5]
+                       + w6 * x[xrow, b + 6] + w7 * x[xrow, b + 7])
+                out[orow, i] = out[orow, i] + acc if add else acc
             t += 8
         elif T - t >= 4:
-            w0, w1, w2, w3 = w[t], w[t + 1], w[t + 2], w[t + 3]
-            if add:
-                for i in range(n):
-                    out[i] += (w0 * x[b + i] + w1 * x[b + i + 1] + w2 * x[b + i + 2]
-                               + w3 * x[b + i + 3])
-            else:
-                for i in range(n):
-                    out[i] = (w0 * x[b + i] + w1 * x[b + i + 1] + w2 * x[b + i + 2]
-                              + w3 * x[b + i + 3])
+            w0, w1, w2, w3 = w[wrow, t], w[wrow, t + 1], w[wrow, t + 2], w[wrow, t + 3]
+            for i in range(n):
+                b = i + t
+                acc = (w0 * x[xrow, b] + w1 * x[xrow, b + 1] + w2 * x[xrow, b + 2]
+                       + w3 * x[xrow, b + 3])
+                out[orow, i] = out[orow, i] + acc if add else acc
             t += 4
+        elif T - t == 3:
+            w0, w1, w2 = w[wrow, t], w[wrow, t + 1], w[wrow, t + 2]
+            for i in range(n):
+                b = i + t
+                acc = w0 * x[xrow, b] + w1 * x[xrow, b + 1] + w2 * x[xrow, b + 2]
+                out[orow, i] = out[orow, i] + acc if add else acc
+            t += 3
+        elif T - t == 2:
+            w0, w1 = w[wrow, t], w[wrow, t + 1]
+            for i in range(n):
+                b = i + t
+                acc = w0 * x[xrow, b] + w1 * x[xrow, b + 1]
+                out[orow, i] = out[orow, i] + acc if add else acc
+            t += 2
         else:
-            w0 = w[t]
-            if add:
-                for i in range(n):
-                    out[i] += w0 * x[b + i]
-            else:
-                for i in range(n):
-                    out[i] = w0 * x[b + i]
+            w0 = w[wrow, t]
+            for i in range(n):
+                acc = w0 * x[xrow, i + t]
+                out[orow, i] = out[orow, i] + acc if add else acc
             t += 1
 
 
 @_jit(**_FAST)
-def _combine_rows(out, o, X, r0, w, n):
-    """``out[o + i] = sum_s w[s] X[r0 + s, i]`` for i < n: a filter along the slow axis."""
+def _combine_rows(out, X, r0, w, n):
+    """``out[i] = sum_s w[s] X[r0 + s, i]`` for i < n: a filter along the slow axis.
+
+    The taps are summed in order, in passes of 4 while at least 4 remain, then the rest (1-3).
+    """
     T = w.shape[0]
     s = 0
     while s < T:
+        r = r0 + s
         if T - s >= 4:
             w0, w1, w2, w3 = w[s], w[s + 1], w[s + 2], w[s + 3]
-            x0, x1, x2, x3 = X[r0 + s], X[r0 + s + 1], X[r0 + s + 2], X[r0 + s + 3]
-            if s == 0:
-                for i in range(n):
-                    out[o + i] = w0 * x0[i] + w1 * x1[i] + w2 * x2[i] + w3 * x3[i]
-            else:
-                for i in range(n):
-                    out[o + i] += w0 * x0[i] + w1 * x1[i] + w2 * x2[i] + w3 * x3[i]
+            for i in range(n):
+                acc = w0 * X[r, i] + w1 * X[r + 1, i] + w2 * X[r + 2, i] + w3 * X[r + 3, i]
+                out[i] = out[i] + acc if s > 0 else acc
             s += 4
+        elif T - s == 3:
+            w0, w1, w2 = w[s], w[s + 1], w[s + 2]
+            for i in range(n):
+                acc = w0 * X[r, i] + w1 * X[r + 1, i] + w2 * X[r + 2, i]
+                out[i] = out[i] + acc if s > 0 else acc
+            s += 3
+        elif T - s == 2:
+            w0, w1 = w[s], w[s + 1]
+            for i in range(n):
+                acc = w0 * X[r, i] + w1 * X[r + 1, i]
+                out[i] = out[i] + acc if s > 0 else acc
+            s += 2
         else:
-            w0, x0 = w[s], X[r0 + s]
-            if s == 0:
-                for i in range(n):
-                    out[o + i] = w0 * x0[i]
-            else:
-                for i in range(n):
-                    out[o + i] += w0 * x0[i]
+            w0 = w[s]
+            for i in range(n):
+                acc = w0 * X[r, i]
+                out[i] = out[i] + acc if s > 0 else acc
             s += 1
 
 
 @_jit()
-def _wrap_row(x, h, n):
-    """Fill the periodic halos of a padded row ``x[h:h+n]``."""
+def _wrap_row(X, row, h, n):
+    """Fill the periodic halos of a padded row ``X[row, h:h+n]``."""
     for i in range(h):
-        x[i] = x[n + i]
-        x[h + n + i] = x[h + i]
+        X[row, i] = X[row, n + i]
+        X[row, h + n + i] = X[row, h + i]
 
 
 @_jit()
 def _wrap_rows(X, h, n):
     """Fill the periodic halo rows of a padded array ``X[h:h+n]``."""
+    W = X.shape[1]
     for i in range(h):
-        X[i, :] = X[n + i, :]
-        X[h + n + i, :] = X[h + i, :]
+        for i1 in range(W):
+            X[i, i1] = X[n + i, i1]
+            X[h + n + i, i1] = X[h + i, i1]
 
 
 @_jit(**_FAST)
-def _activate_row(h, mask, part, vj, n, first):
+def _activate_row(h, hrow, mask, part, i0, vj, n, first):
     """Keep the mask 1[h > 0] (ReLU'(0) = 0) and add ``v_j ReLU(h)`` to the partial output (E3)."""
     for i in range(n):
-        m = h[i] > 0
-        mask[i] = m
-        a = vj * (h[i] * m)
-        if first:
-            part[i] = a
-        else:
-            part[i] += a
+        hv = h[hrow, i]
+        m = hv > 0
+        mask[i0, i] = m
+        a = vj * (hv * m)
+        part[i0, i] = a if first else part[i0, i] + a
 
 
 # --------------------------------------------------------------------------------------------
 # One channel.  Rows are padded by the filter's half-widths; the buffers belong to the block.
+# rows[0]: padded backward input, rows[1]: padded new c, rows[2]: g, rows[3]: U c.
 
 @_jit(**_FAST)
 def _channel_separable(c, mask, r, part, grad, vj, eta, a, af, b, bf,
                        qp, sp, rows, backward, write_grad, do_forward, first):
     """Backward / update / forward of one channel for the filter ``outer(a, b)``.
 
-    ``af``, ``bf`` are the flipped factors: convolution (E1) is correlation with the flipped
-    filter.  With one row of taps (``a.shape[0] == 1``, e.g. a 1-D signal) the slow-axis
-    passes reduce to a scaling and are skipped.
+    ``af``, ``bf`` are the flipped factors (shape (1, T)): convolution (E1) is correlation with
+    the flipped filter.  With one row of taps (``a.shape[0] == 1``, e.g. a 1-D signal) the
+    slow-axis passes reduce to a scaling and are skipped.
     """
     H, W = c.shape
-    h0, h1 = a.shape[0] // 2, b.shape[0] // 2
-    rowp, cpad, g, hrow = rows[0], rows[1], rows[2], rows[3]
+    h0, h1 = a.shape[0] // 2, b.shape[1] // 2
     ev = eta * vj
+    q_row, c_row, h_row = rows[0, h1:h1 + W], rows[1, h1:h1 + W], rows[3]
     if backward:
         if h0 > 0:
             for i0 in range(H):
@@ -186,44 +206,40 @@ def _channel_separable(c, mask, r, part, grad, vj, eta, a, af, b, bf,
             _wrap_rows(qp, h0, H)
         for i0 in range(H):
             if h0 > 0:
-                _combine_rows(rowp, h1, qp, i0, a, W)
+                _combine_rows(q_row, qp, i0, a, W)
             else:
                 a0 = a[0]
                 for i1 in range(W):
-                    rowp[h1 + i1] = a0 * (r[i0, i1] * mask[i0, i1])
-            _wrap_row(rowp, h1, W)
-            _correlate_row(g, rowp, 0, b, W, False)                  # g = U^T(mask * r)
+                    q_row[i1] = a0 * (r[i0, i1] * mask[i0, i1])
+            _wrap_row(rows, 0, h1, W)
+            _correlate_row(rows, 2, rows, 0, b, 0, W, False)          # g = U^T(mask * r)
             if write_grad:
                 for i1 in range(W):
-                    grad[i0, i1] = vj * g[i1]
+                    grad[i0, i1] = vj * rows[2, i1]
             else:
-                crow = c[i0]
                 for i1 in range(W):
-                    cpad[h1 + i1] = crow[i1] - ev * g[i1]            # E6
-                for i1 in range(W):
-                    crow[i1] = cpad[h1 + i1]
+                    cn = c[i0, i1] - ev * rows[2, i1]                  # E6
+                    c[i0, i1] = cn
+                    c_row[i1] = cn
                 if do_forward:
-                    _wrap_row(cpad, h1, W)
-                    _correlate_row(sp[h0 + i0], cpad, 0, bf, W, False)
+                    _wrap_row(rows, 1, h1, W)
+                    _correlate_row(sp, h0 + i0, rows, 1, bf, 0, W, False)
     if not do_forward:
         return
     if not backward:
         for i0 in range(H):
             for i1 in range(W):
-                cpad[h1 + i1] = c[i0, i1]
-            _wrap_row(cpad, h1, W)
-            _correlate_row(sp[h0 + i0], cpad, 0, bf, W, False)
+                c_row[i1] = c[i0, i1]
+            _wrap_row(rows, 1, h1, W)
+            _correlate_row(sp, h0 + i0, rows, 1, bf, 0, W, False)
     if h0 > 0:
         _wrap_rows(sp, h0, H)
         for i0 in range(H):
-            _combine_rows(hrow, 0, sp, i0, af, W)                       # h = U c_j
-            _activate_row(hrow, mask[i0], part[i0], vj, W, first)
+            _combine_rows(h_row, sp, i0, af, W)                        # h = U c_j
+            _activate_row(rows, 3, mask, part, i0, vj, W, first)
     else:
-        a0 = af[0]
         for i0 in range(H):
-            for i1 in range(W):
-                hrow[i1] = a0 * sp[i0, i1]
-            _activate_row(hrow, mask[i0], part[i0], vj, W, first)
+            _activate_row(sp, i0, mask, part, i0, vj, W, first)
 
 
 @_jit(**_FAST)
@@ -231,14 +247,14 @@ def _fill_padded(X, src, msk, h0, h1, use_mask):
     """``X[h0:h0+H, h1:h1+W] = src (* msk)`` with periodic halos on both axes."""
     H, W = src.shape
     for i0 in range(H):
-        row = X[h0 + i0]
+        row = X[h0 + i0, h1:h1 + W]
         if use_mask:
             for i1 in range(W):
-                row[h1 + i1] = src[i0, i1] * msk[i0, i1]
+                row[i1] = src[i0, i1] * msk[i0, i1]
         else:
             for i1 in range(W):
-                row[h1 + i1] = src[i0, i1]
-        _wrap_row(row, h1, W)
+                row[i1] = src[i0, i1]
+        _wrap_row(X, h0 + i0, h1, W)
     _wrap_rows(X, h0, H)
 
 
@@ -248,26 +264,25 @@ def _channel_direct(c, mask, r, part, grad, vj, eta, w, wf, pad, rows,
     """Backward / update / forward of one channel for a general 2-D filter ``w``."""
     H, W = c.shape
     h0, h1 = w.shape[0] // 2, w.shape[1] // 2
-    g, hrow = rows[2], rows[3]
     ev = eta * vj
     if backward:
         _fill_padded(pad, r, mask, h0, h1, True)
         for i0 in range(H):
             for t0 in range(w.shape[0]):
-                _correlate_row(g, pad[i0 + t0], 0, w[t0], W, t0 > 0)  # g = U^T(mask * r)
+                _correlate_row(rows, 2, pad, i0 + t0, w, t0, W, t0 > 0)  # g = U^T(mask * r)
             if write_grad:
                 for i1 in range(W):
-                    grad[i0, i1] = vj * g[i1]
+                    grad[i0, i1] = vj * rows[2, i1]
             else:
                 for i1 in range(W):
-                    c[i0, i1] -= ev * g[i1]                          # E6
+                    c[i0, i1] -= ev * rows[2, i1]                      # E6
     if not do_forward:
         return
     _fill_padded(pad, c, mask, h0, h1, False)
     for i0 in range(H):
         for t0 in range(wf.shape[0]):
-            _correlate_row(hrow, pad[i0 + t0], 0, wf[t0], W, t0 > 0)  # h = U c_j
-        _activate_row(hrow, mask[i0], part[i0], vj, W, first)
+            _correlate_row(rows, 3, pad, i0 + t0, wf, t0, W, t0 > 0)  # h = U c_j
+        _activate_row(rows, 3, mask, part, i0, vj, W, first)
 
 
 # --------------------------------------------------------------------------------------------
@@ -359,7 +374,7 @@ class _Plan:
             self.qp = self.sp = np.zeros((nb, 1, 1), dt)
             self.pad = np.zeros((nb, H + 2 * h0, W + 2 * h1), dt)
         self.a, self.af = (np.ascontiguousarray(x, dtype=dt) for x in (a, a[::-1]))
-        self.b, self.bf = (np.ascontiguousarray(x, dtype=dt) for x in (b, b[::-1]))
+        self.b, self.bf = (np.ascontiguousarray(x, dtype=dt).reshape(1, -1) for x in (b, b[::-1]))
         self.rows = np.zeros((nb, 4, W + 2 * h1), dt)
         self.parts = np.zeros((nb, H, W), dt)
         self.chunk_loss = np.zeros(max(1, -(-N // LOSS_CHUNK)))
