@@ -1,0 +1,73 @@
+"""Smoke tests for claims C6 (Gaussian process at init) and C7 (spectral bias), at tiny sizes."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minidip as md
+from proofs_check import c6_gaussian_process as c6
+from proofs_check import c7_spectral_bias as c7
+from proofs_check._common import ClaimResult
+
+
+def _check_result(result, claim, n_checks):
+    assert isinstance(result, ClaimResult)
+    assert result.claim == claim
+    assert len(result.checks) == n_checks
+    assert Path(result.figure).is_file()
+    assert result.seconds > 0
+    assert result.to_dict()["claim"] == claim
+
+
+def test_c6_runs_at_tiny_size(tmp_path):
+    result = c6.run(out=tmp_path, seeds=40, channels=4, shapes={"1-D": (16,), "2-D": (8, 10)})
+    _check_result(result, "C6", 6)
+    assert all(np.isfinite(c.value) and c.value >= 0 for c in result.checks)
+    assert result.measured["2-D"]["shape"] == [8, 10]
+
+
+@pytest.mark.parametrize("case", ["1-D", "2-D"])
+def test_c6_batched_outputs_equal_generator_forward(case):
+    u, shape = c6.CASES[case]["u"], (16,) if case == "1-D" else (8, 10)
+    chunk = 2 * 4 * int(np.prod(shape))                     # two seeds per batch
+    batches = list(c6.sample_outputs(u, shape, 4, 0.7, range(3, 8), chunk=chunk))
+    assert len(batches) > 1
+    outputs = np.concatenate(batches)
+    for i, s in enumerate(range(3, 8)):
+        gen = md.Generator(u, shape, 4, init_std=0.7, seed=s, dtype=np.float64,
+                           backend="numpy")
+        np.testing.assert_allclose(outputs[i], gen.forward(gen.init_weights()), atol=1e-12)
+
+
+def test_c6_covariance_se_is_bartlett_sum():
+    shape = (6, 4)
+    power = np.random.default_rng(0).uniform(0.5, 2.0, shape)
+    power = 0.5 * (power + np.roll(power[::-1, ::-1], 1, axis=(0, 1)))     # P(f) = P(-f)
+    samples, n = 30, power.size
+    f = np.indices(shape).reshape(2, -1) / np.array(shape)[:, None]
+    for d in [(0, 0), (1, 2), (3, 1), (5, 3)]:
+        phase = 2 * np.pi * (f[0] * d[0] + f[1] * d[1])
+        var = 2 / ((samples - 1) * n**2) * np.sum(power.ravel() ** 2 * np.cos(phase) ** 2)
+        assert c6.covariance_se(power, samples)[d] == pytest.approx(np.sqrt(var), rel=1e-12)
+
+
+def test_c6_spectrum_se_doubles_the_variance_at_real_frequencies():
+    se = c6.spectrum_se(np.ones((4, 6)), 11)
+    real = {(0, 0), (0, 3), (2, 0), (2, 3)}
+    for index in np.ndindex(4, 6):
+        assert se[index] == pytest.approx(np.sqrt((2.0 if index in real else 1.0) / 10))
+
+
+def test_c7_runs_at_tiny_size(tmp_path):
+    result = c7.run(out=tmp_path, channels=8, steps=20, downsample=16)
+    _check_result(result, "C7", 2)
+    assert result.measured["shape"] == [16, 16]
+    assert len(result.measured["rise_iterations"]) == c7.N_BANDS
+
+
+def test_c7_rise_iteration_interpolates_in_log_tau():
+    taus = np.array([0, 1, 10, 100])
+    curve = np.array([0.0, 0.2, 0.6, 1.0])
+    assert c7.rise_iteration(taus, curve, 0.8) == pytest.approx(np.sqrt(10) * 10)
+    assert c7.rise_iteration(taus, curve, 0.1) == 1.0
+    assert c7.rise_iteration(taus, curve[:3], 0.9) == np.inf
