@@ -315,15 +315,19 @@ def _phase_b(parts, y, out, r, chunk_loss):
     for ch in numba.prange(nchunks):
         lo = ch * N // nchunks
         hi = (ch + 1) * N // nchunks
-        for i in range(lo, hi):
-            out[i] = parts[0, i]
+        # Views, so that the loop indices start at 0 and need no wraparound (vectorization).
+        o, yy, rr = out[lo:hi], y[lo:hi], r[lo:hi]
+        p0 = parts[0, lo:hi]
+        for i in range(hi - lo):
+            o[i] = p0[i]
         for blk in range(1, nb):
-            for i in range(lo, hi):
-                out[i] += parts[blk, i]
+            p = parts[blk, lo:hi]
+            for i in range(hi - lo):
+                o[i] += p[i]
         acc = 0.0
-        for i in range(lo, hi):
-            ri = out[i] - y[i]
-            r[i] = ri
+        for i in range(hi - lo):
+            ri = o[i] - yy[i]
+            rr[i] = ri
             acc += np.float64(ri) * np.float64(ri)
         chunk_loss[ch] = acc
     total = 0.0
