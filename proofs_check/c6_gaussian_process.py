@@ -63,7 +63,7 @@ SEEDS = 2000
 ALPHA = 1e-3                        # false-alarm probability of each check under the theory
 CHUNK = 2**22                       # grid values of C_0 drawn and transformed at a time
 
-FULL = dict(seeds=10000, channels=64,
+FULL = dict(seeds=10000, channels=32,
             shapes={"1-D": (256,), "2-D": (32, 48)})
 
 
@@ -101,16 +101,13 @@ def covariance_se(power, samples) -> np.ndarray:
 
 def spectrum_se(power, samples) -> np.ndarray:
     """Standard error of the sample power spectrum: P(f) sqrt(m_f / (S-1)), m_f = 2 at f = -f."""
-    shape = power.shape
-    self_conjugate = np.ones(shape, dtype=bool)
-    for a, n in enumerate(shape):
-        k = np.indices(shape)[a]
-        self_conjugate &= (2 * k) % n == 0
+    index = np.indices(power.shape)
+    self_conjugate = np.all([(2 * i) % n == 0 for i, n in zip(index, power.shape)], axis=0)
     return power * np.sqrt(np.where(self_conjugate, 2.0, 1.0) / (samples - 1))
 
 
 def bonferroni(count, alpha=ALPHA) -> float:
-    """|z| bound that the largest of ``count`` standard-normal |z| exceeds with probability <= alpha."""
+    """|z| that the largest of ``count`` standard-normal |z| exceeds with chance <= alpha."""
     return float(norm.isf(alpha / (2 * count)))
 
 
