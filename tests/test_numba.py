@@ -198,3 +198,31 @@ print("ok")
     out = _run(code, NUMBA_DISABLE_JIT="1")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_bench_cases_and_errors():
+    from minidip import bench
+    case = bench.SHAPES["1d-small"]
+    assert case.flops == 4 * 1024 * 4096 * 9
+    assert bench.SHAPES["2d-large"].taps.shape == (7, 7)
+    assert filters.is_separable(bench.SHAPES["2d-small"].taps)
+    with pytest.raises(ValueError, match="unknown shape"):
+        bench.run(["3d"])
+
+
+@pytest.mark.parametrize("shape,u", [((20,), filters.random(5, seed=4)),
+                                     ((9, 10), np.outer([1.0, 2.0, -1.0], [0.5, 1.0, 0.2]))],
+                         ids=["1d", "2d-sep"])
+def test_bench_pytorch_twin_matches(shape, u):
+    """The benchmark's PyTorch formulations compute the same loss and gradient."""
+    pytest.importorskip("torch")
+    from minidip import bench
+    case = bench.Case("tiny", shape, 4, filters.as_taps(u, len(shape)))
+    steppers, gen, y = bench._torch_steppers(case, np.float64)
+    assert set(steppers) >= {"conv", "fft"}
+    loss_ref, grad_ref = Generator(u, shape, 4, dtype=np.float64, backend="numpy").loss_and_grad(
+        gen.init_weights(), y)
+    for name, (_, loss_and_grad) in steppers.items():
+        loss, grad = loss_and_grad(gen.init_weights())
+        _close(loss, loss_ref, np.float64, f"{name} loss")
+        _close(grad, grad_ref, np.float64, f"{name} grad")
