@@ -289,22 +289,29 @@ def _channel_direct(c, mask, r, part, grad, vj, eta, w, wf, pad, rows,
 # The two phases.
 
 @_jit(parallel=True, **_FAST)
-def _phase_a(C, mask, r, parts, grad, v, eta, separable, a, af, b, bf, w, wf,
-             qp, sp, pad, rows, backward, write_grad, do_forward):
+def _phase_a_separable(C, mask, r, parts, grad, v, eta, a, af, b, bf, qp, sp, rows,
+                       backward, write_grad, do_forward):
     """Run every channel; block ``blk`` owns channels ``blk*k//nb .. (blk+1)*k//nb - 1``."""
     k = C.shape[0]
     nb = parts.shape[0]
     for blk in numba.prange(nb):
         for j in range(blk * k // nb, (blk + 1) * k // nb):
-            first = j == blk * k // nb
-            if separable:
-                _channel_separable(C[j], mask[j], r, parts[blk], grad[j], v[j], eta,
-                                   a, af, b, bf, qp[blk], sp[blk], rows[blk],
-                                   backward, write_grad, do_forward, first)
-            else:
-                _channel_direct(C[j], mask[j], r, parts[blk], grad[j], v[j], eta,
-                                w, wf, pad[blk], rows[blk], backward, write_grad, do_forward,
-                                first)
+            _channel_separable(C[j], mask[j], r, parts[blk], grad[j], v[j], eta,
+                               a, af, b, bf, qp[blk], sp[blk], rows[blk],
+                               backward, write_grad, do_forward, j == blk * k // nb)
+
+
+@_jit(parallel=True, **_FAST)
+def _phase_a_direct(C, mask, r, parts, grad, v, eta, w, wf, pad, rows,
+                    backward, write_grad, do_forward):
+    """As :func:`_phase_a_separable`, for a general 2-D filter (compiled only when used)."""
+    k = C.shape[0]
+    nb = parts.shape[0]
+    for blk in numba.prange(nb):
+        for j in range(blk * k // nb, (blk + 1) * k // nb):
+            _channel_direct(C[j], mask[j], r, parts[blk], grad[j], v[j], eta, w, wf,
+                            pad[blk], rows[blk], backward, write_grad, do_forward,
+                            j == blk * k // nb)
 
 
 @_jit(parallel=True, **_FAST)
@@ -366,19 +373,16 @@ class _Plan:
         if self.separable:
             a, b = factors
             h0, h1 = len(a) // 2, len(b) // 2
-            self.w = self.wf = np.zeros((1, 1), dt)
             self.qp = np.zeros((nb, H + 2 * h0, W), dt)
             self.sp = np.zeros((nb, H + 2 * h0, W), dt)
-            self.pad = np.zeros((nb, 1, 1), dt)
+            self.a, self.af = (np.ascontiguousarray(x, dtype=dt) for x in (a, a[::-1]))
+            self.b, self.bf = (np.ascontiguousarray(x, dtype=dt).reshape(1, -1)
+                               for x in (b, b[::-1]))
         else:
-            a = b = np.zeros(1)
             h0, h1 = taps.shape[0] // 2, taps.shape[1] // 2
             self.w = np.ascontiguousarray(taps, dtype=dt)
             self.wf = np.ascontiguousarray(taps[::-1, ::-1], dtype=dt)
-            self.qp = self.sp = np.zeros((nb, 1, 1), dt)
             self.pad = np.zeros((nb, H + 2 * h0, W + 2 * h1), dt)
-        self.a, self.af = (np.ascontiguousarray(x, dtype=dt) for x in (a, a[::-1]))
-        self.b, self.bf = (np.ascontiguousarray(x, dtype=dt).reshape(1, -1) for x in (b, b[::-1]))
         self.rows = np.zeros((nb, 4, W + 2 * h1), dt)
         self.parts = np.zeros((nb, H, W), dt)
         self.chunk_loss = np.zeros(max(1, -(-N // LOSS_CHUNK)))
@@ -390,10 +394,14 @@ class _Plan:
 
     def phase_a(self, C, mask, r, eta, *, backward, write_grad=False, do_forward=True,
                 grad=None):
-        _phase_a(self.as_grid(C), mask, r, self.parts, self.no_grad if grad is None else grad,
-                 self.v, self.dtype.type(eta), self.separable, self.a, self.af, self.b, self.bf,
-                 self.w, self.wf, self.qp, self.sp, self.pad, self.rows,
-                 backward, write_grad, do_forward)
+        args = (self.as_grid(C), mask, r, self.parts, self.no_grad if grad is None else grad,
+                self.v, self.dtype.type(eta))
+        if self.separable:
+            _phase_a_separable(*args, self.a, self.af, self.b, self.bf, self.qp, self.sp,
+                               self.rows, backward, write_grad, do_forward)
+        else:
+            _phase_a_direct(*args, self.w, self.wf, self.pad, self.rows, backward, write_grad,
+                            do_forward)
 
     def phase_b(self, y, r):
         """Return ``(loss, output)`` from the partial outputs; fills r (H, W) with G - y."""
