@@ -10,10 +10,10 @@ Layout of one gradient step (E5, E6) followed by the evaluation of the new itera
   pass, the update ``c_j <- c_j - eta v_j g_j``, and at once the forward pass of the new c_j,
   which stores the new mask and adds ``v_j ReLU(U c_j)`` to the block's partial output;
 * phase B: the output ``G = sum of the partial outputs`` in block order, ``r = G - y`` and the
-  loss, accumulated in float64 over fixed chunks.
+  loss, accumulated in float64.
 
-The channel blocks and the loss chunks depend only on the problem size, never on the number of
-threads, and every sum runs in a fixed order: results are bit-identical for any thread count.
+The channel blocks depend only on the problem size, never on the number of threads, and every
+sum runs in a fixed order: results are bit-identical for any thread count.
 
 Filters are applied as correlations of periodically padded rows (no modulo in inner loops).
 A 2-D filter of rank 1 (:func:`minidip.filters.separable_factors`) runs as two 1-D passes; a 1-D
@@ -36,8 +36,6 @@ __all__ = ["forward", "loss_and_grad", "Stepper"]
 MAX_BLOCKS = 16
 #: Partial outputs are kept to about this many grid values in total (they stay in cache).
 PARTIAL_BUDGET = 2 ** 19
-#: Grid values per chunk of the float64 loss reduction in phase B.
-LOSS_CHUNK = 4096
 
 
 def _jit(**options):
@@ -314,32 +312,24 @@ def _phase_a_direct(C, mask, r, parts, grad, v, eta, w, wf, pad, rows,
                             j == blk * k // nb)
 
 
-@_jit(parallel=True, **_FAST)
-def _phase_b(parts, y, out, r, chunk_loss):
-    """``out = sum_b parts[b]`` in block order, ``r = out - y``; returns 1/2 ||r||^2 (E4)."""
+@_jit(**_FAST)
+def _phase_b(parts, y, out, r):
+    """``out = sum_b parts[b]`` in block order, ``r = out - y``; returns 1/2 ||r||^2 (E4).
+
+    Serial: it is a small fraction of the step, and a second parallel region per step would
+    add a barrier (costly when the cores are shared).
+    """
     nb, N = parts.shape
-    nchunks = chunk_loss.shape[0]
-    for ch in numba.prange(nchunks):
-        lo = ch * N // nchunks
-        hi = (ch + 1) * N // nchunks
-        # Views, so that the loop indices start at 0 and need no wraparound (vectorization).
-        o, yy, rr = out[lo:hi], y[lo:hi], r[lo:hi]
-        p0 = parts[0, lo:hi]
-        for i in range(hi - lo):
-            o[i] = p0[i]
-        for blk in range(1, nb):
-            p = parts[blk, lo:hi]
-            for i in range(hi - lo):
-                o[i] += p[i]
-        acc = 0.0
-        for i in range(hi - lo):
-            ri = o[i] - yy[i]
-            rr[i] = ri
-            acc += np.float64(ri) * np.float64(ri)
-        chunk_loss[ch] = acc
+    for i in range(N):
+        out[i] = parts[0, i]
+    for blk in range(1, nb):
+        for i in range(N):
+            out[i] += parts[blk, i]
     total = 0.0
-    for ch in range(nchunks):
-        total += chunk_loss[ch]
+    for i in range(N):
+        ri = out[i] - y[i]
+        r[i] = ri
+        total += np.float64(ri) * np.float64(ri)
     return 0.5 * total
 
 
@@ -385,7 +375,6 @@ class _Plan:
             self.pad = np.zeros((nb, H + 2 * h0, W + 2 * h1), dt)
         self.rows = np.zeros((nb, 4, W + 2 * h1), dt)
         self.parts = np.zeros((nb, H, W), dt)
-        self.chunk_loss = np.zeros(max(1, -(-N // LOSS_CHUNK)))
         self.no_grad = np.zeros((k, 1, 1), dt)
 
     def as_grid(self, X):
@@ -408,7 +397,7 @@ class _Plan:
         out = np.empty(self.shape, self.dtype)
         nb = self.blocks
         loss = _phase_b(self.parts.reshape(nb, -1), y.reshape(-1), out.reshape(-1),
-                        r.reshape(-1), self.chunk_loss)
+                        r.reshape(-1))
         return float(loss), out
 
 
