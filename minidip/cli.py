@@ -167,14 +167,15 @@ def _figures(args):
     print(f"wrote {path}")
 
 
-def _positive(kind):
+def _positive(kind, allow_zero=False):
     def parse(text):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}")
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+        if not (value >= 0 if allow_zero else value > 0):
+            raise argparse.ArgumentTypeError(
+                f"must be {'non-negative' if allow_zero else 'positive'}, got {text!r}")
         return value
     return parse
 
@@ -222,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     den.add_argument("--steps", type=_positive(int), default=300, help="most gradient steps")
     den.add_argument("--add-noise", type=_positive(float), help="add Gaussian noise of this std "
                      "first and report PSNRs against the input")
-    den.add_argument("--seed", type=int, default=0, help="seed of the noise and the weights")
+    den.add_argument("--seed", type=_positive(int, allow_zero=True), default=0,
+                     help="seed of the noise and the weights")
     den.add_argument("--no-progress", action="store_true", help="no progress bar")
     den.set_defaults(run=_denoise)
 
@@ -251,7 +253,8 @@ def main(argv=None) -> int:
     try:
         code = args.run(args)
     except (UsageError, ValueError, OSError) as exc:
-        print(f"minidip {args.command}: error: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).split())          # one line, whatever the library said
+        print(f"minidip {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"minidip {args.command}: interrupted", file=sys.stderr)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import data, filters, metrics, spectral, stopping
-from .fit import FitResult, fit
+from .fit import FitInterrupted, FitResult, fit
 from .generator import Generator, init_std_for
 
 __all__ = ["denoise", "parse_filter", "default_filter", "gaussian_blur_baseline",
@@ -129,7 +129,7 @@ def denoise(y, *, filter=None, stop="discrepancy", noise_std=None,
     Raises
     ------
     ValueError for bad input; :class:`minidip.FitInterrupted` on Ctrl-C, carrying the result
-    that the rule would return so far.
+    that the rule would return so far (with the same ``info`` keys).
     """
     y = np.asarray(y, dtype=np.float64)
     if y.ndim not in (1, 2):
@@ -146,13 +146,21 @@ def denoise(y, *, filter=None, stop="discrepancy", noise_std=None,
     gen = Generator(taps, y.shape, channels, init_std=init_std, seed=seed, backend=backend)
     if step_size is None:
         step_size = DEFAULT_STEP_FRACTION / float(spectral.eigenvalues(taps, y.shape).max())
-    result = fit(gen, y, steps, step_size=step_size, clean=clean, stop=stop,
-                 noise_std=noise_std, progress=progress)
-    if "noise_std" not in result.info:
-        known = noise_std is not None
-        result.info.update(noise_std=float(noise_std) if known else stopping.estimate_noise_std(y),
-                           noise_std_estimated=not known)
-    return result
+
+    def note_noise_level(result):
+        if "noise_std" not in result.info:
+            known = noise_std is not None
+            result.info.update(noise_std=float(noise_std) if known
+                               else stopping.estimate_noise_std(y), noise_std_estimated=not known)
+        return result
+
+    try:
+        result = fit(gen, y, steps, step_size=step_size, clean=clean, stop=stop,
+                     noise_std=noise_std, progress=progress)
+    except FitInterrupted as interrupt:
+        note_noise_level(interrupt.result)
+        raise
+    return note_noise_level(result)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,4 +1,6 @@
 import os
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -77,21 +79,39 @@ def test_denoise_default_input_is_the_noisy_mri(tmp_path, capsys, monkeypatch):
     assert md.data.load(tmp_path / "mri_denoised.png").shape == (128, 128)
 
 
+def _make_bad_files(tmp_path, path):
+    (tmp_path / "notes.png").write_text("not an image")
+    np.save(tmp_path / "cube.npy", np.zeros((3, 3, 3)))
+    np.save(tmp_path / "line.npy", np.linspace(0, 1, 50))
+    md.data.save(tmp_path / "tiny.png", np.zeros((6, 6)) + 0.5)
+    (tmp_path / "truncated.png").write_bytes(path.read_bytes()[:60])
+    (tmp_path / "empty.npy").write_bytes(b"")
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "link.png").symlink_to(path)
+
+
 def _bad_inputs(tmp_path, path):
-    text = tmp_path / "notes.png"
-    text.write_text("not an image")
-    cube = tmp_path / "cube.npy"
-    np.save(cube, np.zeros((3, 3, 3)))
-    tiny = md.data.save(tmp_path / "tiny.png", np.zeros((6, 6)) + 0.5)
+    """Command lines with one bad input each (files from :func:`_make_bad_files`)."""
+    text, cube, tiny, truncated, link = (tmp_path / name for name in (
+        "notes.png", "cube.npy", "tiny.png", "truncated.png", "link.png"))
     return {
         "missing file": ["denoise", tmp_path / "nope.png"],
+        "a directory": ["denoise", tmp_path / "folder.png"],
+        "truncated PNG": ["denoise", truncated],
+        "empty .npy": ["denoise", tmp_path / "empty.npy"],
         "not an image": ["denoise", text],
         "3-D array": ["denoise", cube],
         "unsupported type": ["denoise", path.with_suffix(".txt")],
         "output equals input": ["denoise", path, "--out", path],
         "output equals input via another spelling": ["denoise", path, "--out",
                                                      path.parent / "." / path.name],
+        "output is a link to the input": ["denoise", path, "--out", link],
         "zero noise std": ["denoise", path, "--noise-std", "0"],
+        "negative noise std": ["denoise", path, "--noise-std", "-0.1"],
+        "not a number": ["denoise", path, "--noise-std", "abc"],
+        "negative steps": ["denoise", path, "--steps", "-5"],
+        "zero channels": ["denoise", path, "--channels", "0"],
+        "negative seed": ["denoise", path, "--seed", "-1", "--steps", "2", "--channels", "2"],
         "negative added noise": ["denoise", path, "--add-noise", "-0.1"],
         "zero steps": ["denoise", path, "--steps", "0"],
         "negative channels": ["denoise", path, "--channels", "-4"],
@@ -106,6 +126,8 @@ def _bad_inputs(tmp_path, path):
         "bad spectrum shape": ["spectrum", "--shape", "0x4"],
         "spectrum filter too large": ["spectrum", "--shape", "8", "--filter", "gaussian:3"],
         "figures into a missing directory": ["figures", "--out", tmp_path / "missing"],
+        "figures with zero seeds": ["figures", "--seeds", "0"],
+        "spectrum with an unknown filter": ["spectrum", "--filter", "sobel"],
     }
 
 
@@ -115,7 +137,7 @@ BAD = list(_bad_inputs(Path("/tmp"), Path("/tmp/x.png")))
 @pytest.mark.parametrize("case", BAD)
 def test_bad_input_one_line_exit_2_input_untouched(case, image, tmp_path, capsys):
     path, _ = image
-    np.save(tmp_path / "line.npy", np.linspace(0, 1, 50))
+    _make_bad_files(tmp_path, path)
     argv = _bad_inputs(tmp_path, path)[case]
     files = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     code, out, err = run(argv, capsys)
@@ -125,24 +147,69 @@ def test_bad_input_one_line_exit_2_input_untouched(case, image, tmp_path, capsys
     assert {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == files
 
 
-def _subprocess(argv, cwd):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "minidip.cli", *map(str, argv)], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=300)
+def _subprocess(argv, cwd, **env):
+    """Run ``minidip`` in a fresh interpreter with SIGINT raising KeyboardInterrupt (a parent
+    started in the background may pass SIGINT on as ignored)."""
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from minidip.cli import main; sys.exit(main(sys.argv[1:]))")
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, argv)], cwd=cwd,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_subprocess_bad_input_and_good_run(image, tmp_path):
+#: A tiny 1-D run in a subprocess: the numba kernels run as Python, so no JIT compile.
+NO_JIT = {"NUMBA_DISABLE_JIT": "1"}
+
+
+@pytest.fixture
+def signal_file(tmp_path):
+    path = tmp_path / "signal.npy"
+    np.save(path, 0.5 + 0.4 * np.sin(np.linspace(0, 6, 24)))
+    return path
+
+
+def test_subprocess_bad_input(image, tmp_path):
     path, _ = image
     before = path.read_bytes()
-    bad = _subprocess(["denoise", path, "--out", path], tmp_path)
-    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
-    assert "Traceback" not in bad.stderr and "input" in bad.stderr
-    missing = _subprocess(["denoise", tmp_path / "absent.png"], tmp_path)
-    assert missing.returncode == 2 and "no such file" in missing.stderr
-    good = _subprocess(["denoise", path, "--out", "result.png", *FAST], tmp_path)
-    assert good.returncode == 0, good.stderr
-    assert (tmp_path / "result.png").is_file()
+    for argv, says in [(["denoise", path, "--out", path], "input"),
+                       (["denoise", tmp_path / "absent.png"], "no such file")]:
+        out, err = _subprocess(argv, tmp_path).communicate(timeout=120)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and says in lines[0] and "Traceback" not in err, err
     assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["noisy.png"]
+
+
+def test_subprocess_good_run_shows_progress(signal_file, tmp_path):
+    before = signal_file.read_bytes()
+    proc = _subprocess(["denoise", signal_file, "--out", "result.npy", "--channels", "2",
+                        "--steps", "3"], tmp_path, **NO_JIT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "fit:" in err and "step/s" in err                  # the tqdm progress bar
+    assert np.load(tmp_path / "result.npy").shape == (24,)
+    assert f"wrote result.npy" in out
+    assert signal_file.read_bytes() == before
+
+
+def test_subprocess_ctrl_c_writes_best_so_far(signal_file, tmp_path):
+    """A real SIGINT during the fit: exit 130, the best iterate so far written, path named."""
+    proc = _subprocess(["denoise", signal_file, "--out", "partial.npy", "--channels", "2",
+                        "--steps", "1000000", "--stop", "oracle", "--add-noise", "0.1"],
+                       tmp_path, **NO_JIT)
+    seen = ""
+    while not re.search(r"\| *[1-9]\d*/1000000", seen):   # wait for observed iterates
+        chunk = os.read(proc.stderr.fileno(), 4096).decode()
+        assert chunk, f"no progress before exit: {seen}"
+        seen += chunk
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    match = re.search(r"interrupted: wrote the best output so far \(iteration (\d+) under "
+                      r"'oracle'\) to (\S+)", out)
+    assert match and match.group(2) == "partial.npy", out
+    assert "Traceback" not in err
+    assert np.load(tmp_path / "partial.npy").shape == (24,)
 
 
 class _InterruptedDiscrepancy(stopping.Discrepancy):
