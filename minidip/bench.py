@@ -217,17 +217,25 @@ def _torch_steppers(case: Case, dtype):
 
 
 def check_torch(case: Case, steppers, gen, y, rtol: float = 2e-4):
-    """Raise if a PyTorch formulation's loss or gradient differs from Numba's beyond rtol."""
+    """Raise if a PyTorch formulation's loss or gradient differs from Numba's beyond rtol.
+
+    The gradient is compared in the l2 norm: in float32 a few pre-activations within rounding
+    of 0 take the other side of the ReLU in one of the two, which moves single entries.
+    Returns the largest relative errors ``(loss, grad)``.
+    """
     C = gen.init_weights()
     ref = Generator(gen.taps, gen.shape, gen.channels, dtype=gen.dtype, backend="numba")
     loss0, grad0 = ref.loss_and_grad(C, y)
+    worst = (0.0, 0.0)
     for name, (_, loss_and_grad) in steppers.items():
         loss, grad = loss_and_grad(C)
         err_loss = abs(loss - loss0) / abs(loss0)
-        err_grad = float(np.abs(grad - grad0).max() / np.abs(grad0).max())
+        err_grad = float(np.linalg.norm(grad - grad0) / np.linalg.norm(grad0))
         if err_loss > rtol or err_grad > rtol:
             raise RuntimeError(f"PyTorch '{name}' disagrees with numba on {case.name}: "
                                f"loss {err_loss:.2e}, grad {err_grad:.2e} (relative)")
+        worst = (max(worst[0], err_loss), max(worst[1], err_grad))
+    return worst
 
 
 def run(names=None, repeats: int = 10, quick: bool = False, dtype=np.float32, out=print):
@@ -262,7 +270,7 @@ def run(names=None, repeats: int = 10, quick: bool = False, dtype=np.float32, ou
         row["numpy_ms"] = 1e3 * time_stepper(case, "numpy", numpy_repeats, dtype)
         if torch is not None:
             steppers, gen, y = _torch_steppers(case, dtype)
-            check_torch(case, steppers, gen, y)
+            row["torch_agreement"] = check_torch(case, steppers, gen, y)
             for form, (step, _) in steppers.items():
                 row[f"torch_{form}_ms"] = 1e3 * _median_time(step, max(1, repeats // 2))
             best = min((k for k in row if k.startswith("torch_")), key=row.get)
@@ -292,6 +300,7 @@ def _format_row(row) -> str:
     if forms:
         text += "  torch " + ", ".join(f"{k[6:-3]} {row[k]:.2f}" for k in forms) + " ms"
         text += f"  speed-up vs torch {row['torch_best_ms'] / row['numba_ms']:.1f}x"
+        text += " (agrees: loss {:.1e}, grad {:.1e})".format(*row["torch_agreement"])
     return text
 
 
