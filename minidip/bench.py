@@ -270,7 +270,7 @@ def run(names=None, repeats: int = 10, quick: bool = False, dtype=np.float32, ou
         row["numpy_ms"] = 1e3 * time_stepper(case, "numpy", numpy_repeats, dtype)
         if torch is not None:
             steppers, gen, y = _torch_steppers(case, dtype)
-            row["torch_agreement"] = check_torch(case, steppers, gen, y)
+            row["agreement"] = check_torch(case, steppers, gen, y)
             for form, (step, _) in steppers.items():
                 row[f"torch_{form}_ms"] = 1e3 * _median_time(step, max(1, repeats // 2))
             best = min((k for k in row if k.startswith("torch_")), key=row.get)
@@ -300,7 +300,7 @@ def _format_row(row) -> str:
     if forms:
         text += "  torch " + ", ".join(f"{k[6:-3]} {row[k]:.2f}" for k in forms) + " ms"
         text += f"  speed-up vs torch {row['torch_best_ms'] / row['numba_ms']:.1f}x"
-        text += " (agrees: loss {:.1e}, grad {:.1e})".format(*row["torch_agreement"])
+        text += " (agrees: loss {:.1e}, grad {:.1e})".format(*row["agreement"])
     return text
 
 
