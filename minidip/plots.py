@@ -143,6 +143,8 @@ def plot_comparison(rows, path) -> Path:
         for i, (label, stop) in enumerate(sorted(row["stops"].items())):
             ax.axvline(stop, color=f"C{i}", lw=0.8, ls="--", label=label)
         ax.axhline(row["psnr"]["noisy"], color="0.6", lw=0.8, ls=":")
+        # From just below the noisy PSNR: the first iterates (near G(C_0) ~ 0) are far lower.
+        ax.set_ylim(row["psnr"]["noisy"] - 2, np.max(history["psnr"]) + 1)
         ax.set_xlabel("iteration")
         ax.set_ylabel("PSNR (dB)")
         ax.set_title(f"fit of {row['case']}, seed {row['seed']}", fontsize=7)
