@@ -62,19 +62,33 @@ _FAST = {"fastmath": {"contract"}}
 # index (``x[h + i]``): Numba's negative-index wraparound would then keep LLVM from vectorizing,
 # so offset rows are passed as views.
 
+@_jit()
+def _pass_size(remaining):
+    """Taps per pass: 8 while 16 or more remain, then two balanced passes (9 -> 5 + 4), or all.
+
+    Every pass loads and stores its output row once, so few passes save memory traffic.
+    """
+    if remaining >= 16:
+        return 8
+    if remaining > 8:
+        return (remaining + 1) // 2
+    return remaining
+
+
 @_jit(**_FAST)
 def _correlate_row(out, orow, x, xrow, w, wrow, n, accumulate):
     """``out[orow, i] (+)= sum_t w[wrow, t] x[xrow, i + t]`` for i < n.
 
-    The taps are summed in order, in passes of 8 while at least 8 remain, then 4, then the rest
-    (1-3) in one pass.  ``t`` only grows by constants, so LLVM sees ``i + t >= 0`` and needs no
-    negative-index wraparound, which would prevent vectorization.
+    The taps are summed in order, in passes of :func:`_pass_size` taps.  Each branch advances
+    ``t`` by a constant, so LLVM sees ``i + t >= 0`` and needs no negative-index wraparound,
+    which would prevent vectorization.
     """
     T = w.shape[1]
     t = 0
     while t < T:
         add = accumulate or t > 0
-        if T - t >= 8:
+        size = _pass_size(T - t)
+        if size == 8:
             w0, w1, w2, w3 = w[wrow, t], w[wrow, t + 1], w[wrow, t + 2], w[wrow, t + 3]
             w4, w5, w6, w7 = w[wrow, t + 4], w[wrow, t + 5], w[wrow, t + 6], w[wrow, t + 7]
             for i in range(n):
@@ -84,7 +98,35 @@ def _correlate_row(out, orow, x, xrow, w, wrow, n, accumulate):
                        + w6 * x[xrow, b + 6] + w7 * x[xrow, b + 7])
                 out[orow, i] = out[orow, i] + acc if add else acc
             t += 8
-        elif T - t >= 4:
+        elif size == 7:
+            w0, w1, w2, w3 = w[wrow, t], w[wrow, t + 1], w[wrow, t + 2], w[wrow, t + 3]
+            w4, w5, w6 = w[wrow, t + 4], w[wrow, t + 5], w[wrow, t + 6]
+            for i in range(n):
+                b = i + t
+                acc = (w0 * x[xrow, b] + w1 * x[xrow, b + 1] + w2 * x[xrow, b + 2]
+                       + w3 * x[xrow, b + 3] + w4 * x[xrow, b + 4] + w5 * x[xrow, b + 5]
+                       + w6 * x[xrow, b + 6])
+                out[orow, i] = out[orow, i] + acc if add else acc
+            t += 7
+        elif size == 6:
+            w0, w1, w2, w3 = w[wrow, t], w[wrow, t + 1], w[wrow, t + 2], w[wrow, t + 3]
+            w4, w5 = w[wrow, t + 4], w[wrow, t + 5]
+            for i in range(n):
+                b = i + t
+                acc = (w0 * x[xrow, b] + w1 * x[xrow, b + 1] + w2 * x[xrow, b + 2]
+                       + w3 * x[xrow, b + 3] + w4 * x[xrow, b + 4] + w5 * x[xrow, b + 5])
+                out[orow, i] = out[orow, i] + acc if add else acc
+            t += 6
+        elif size == 5:
+            w0, w1, w2, w3 = w[wrow, t], w[wrow, t + 1], w[wrow, t + 2], w[wrow, t + 3]
+            w4 = w[wrow, t + 4]
+            for i in range(n):
+                b = i + t
+                acc = (w0 * x[xrow, b] + w1 * x[xrow, b + 1] + w2 * x[xrow, b + 2]
+                       + w3 * x[xrow, b + 3] + w4 * x[xrow, b + 4])
+                out[orow, i] = out[orow, i] + acc if add else acc
+            t += 5
+        elif size == 4:
             w0, w1, w2, w3 = w[wrow, t], w[wrow, t + 1], w[wrow, t + 2], w[wrow, t + 3]
             for i in range(n):
                 b = i + t
@@ -92,24 +134,25 @@ def _correlate_row(out, orow, x, xrow, w, wrow, n, accumulate):
                        + w3 * x[xrow, b + 3])
                 out[orow, i] = out[orow, i] + acc if add else acc
             t += 4
-        elif T - t == 3:
+        elif size == 3:
             w0, w1, w2 = w[wrow, t], w[wrow, t + 1], w[wrow, t + 2]
             for i in range(n):
                 b = i + t
-                acc = w0 * x[xrow, b] + w1 * x[xrow, b + 1] + w2 * x[xrow, b + 2]
+                acc = (w0 * x[xrow, b] + w1 * x[xrow, b + 1] + w2 * x[xrow, b + 2])
                 out[orow, i] = out[orow, i] + acc if add else acc
             t += 3
-        elif T - t == 2:
+        elif size == 2:
             w0, w1 = w[wrow, t], w[wrow, t + 1]
             for i in range(n):
                 b = i + t
-                acc = w0 * x[xrow, b] + w1 * x[xrow, b + 1]
+                acc = (w0 * x[xrow, b] + w1 * x[xrow, b + 1])
                 out[orow, i] = out[orow, i] + acc if add else acc
             t += 2
         else:
             w0 = w[wrow, t]
             for i in range(n):
-                acc = w0 * x[xrow, i + t]
+                b = i + t
+                acc = (w0 * x[xrow, b])
                 out[orow, i] = out[orow, i] + acc if add else acc
             t += 1
 
@@ -118,34 +161,67 @@ def _correlate_row(out, orow, x, xrow, w, wrow, n, accumulate):
 def _combine_rows(out, X, r0, w, n):
     """``out[i] = sum_s w[s] X[r0 + s, i]`` for i < n: a filter along the slow axis.
 
-    The taps are summed in order, in passes of 4 while at least 4 remain, then the rest (1-3).
+    The taps are summed in order, in passes of :func:`_pass_size` taps.
     """
     T = w.shape[0]
     s = 0
     while s < T:
         r = r0 + s
-        if T - s >= 4:
+        size = _pass_size(T - s)
+        if size == 8:
+            w0, w1, w2, w3 = w[s], w[s + 1], w[s + 2], w[s + 3]
+            w4, w5, w6, w7 = w[s + 4], w[s + 5], w[s + 6], w[s + 7]
+            for i in range(n):
+                acc = (w0 * X[r, i] + w1 * X[r + 1, i] + w2 * X[r + 2, i] + w3 * X[r + 3, i]
+                       + w4 * X[r + 4, i] + w5 * X[r + 5, i] + w6 * X[r + 6, i] + w7 * X[r + 7, i])
+                out[i] = out[i] + acc if s > 0 else acc
+            s += 8
+        elif size == 7:
+            w0, w1, w2, w3 = w[s], w[s + 1], w[s + 2], w[s + 3]
+            w4, w5, w6 = w[s + 4], w[s + 5], w[s + 6]
+            for i in range(n):
+                acc = (w0 * X[r, i] + w1 * X[r + 1, i] + w2 * X[r + 2, i] + w3 * X[r + 3, i]
+                       + w4 * X[r + 4, i] + w5 * X[r + 5, i] + w6 * X[r + 6, i])
+                out[i] = out[i] + acc if s > 0 else acc
+            s += 7
+        elif size == 6:
+            w0, w1, w2, w3 = w[s], w[s + 1], w[s + 2], w[s + 3]
+            w4, w5 = w[s + 4], w[s + 5]
+            for i in range(n):
+                acc = (w0 * X[r, i] + w1 * X[r + 1, i] + w2 * X[r + 2, i] + w3 * X[r + 3, i]
+                       + w4 * X[r + 4, i] + w5 * X[r + 5, i])
+                out[i] = out[i] + acc if s > 0 else acc
+            s += 6
+        elif size == 5:
+            w0, w1, w2, w3 = w[s], w[s + 1], w[s + 2], w[s + 3]
+            w4 = w[s + 4]
+            for i in range(n):
+                acc = (w0 * X[r, i] + w1 * X[r + 1, i] + w2 * X[r + 2, i] + w3 * X[r + 3, i]
+                       + w4 * X[r + 4, i])
+                out[i] = out[i] + acc if s > 0 else acc
+            s += 5
+        elif size == 4:
             w0, w1, w2, w3 = w[s], w[s + 1], w[s + 2], w[s + 3]
             for i in range(n):
-                acc = w0 * X[r, i] + w1 * X[r + 1, i] + w2 * X[r + 2, i] + w3 * X[r + 3, i]
+                acc = (w0 * X[r, i] + w1 * X[r + 1, i] + w2 * X[r + 2, i] + w3 * X[r + 3, i])
                 out[i] = out[i] + acc if s > 0 else acc
             s += 4
-        elif T - s == 3:
+        elif size == 3:
             w0, w1, w2 = w[s], w[s + 1], w[s + 2]
             for i in range(n):
-                acc = w0 * X[r, i] + w1 * X[r + 1, i] + w2 * X[r + 2, i]
+                acc = (w0 * X[r, i] + w1 * X[r + 1, i] + w2 * X[r + 2, i])
                 out[i] = out[i] + acc if s > 0 else acc
             s += 3
-        elif T - s == 2:
+        elif size == 2:
             w0, w1 = w[s], w[s + 1]
             for i in range(n):
-                acc = w0 * X[r, i] + w1 * X[r + 1, i]
+                acc = (w0 * X[r, i] + w1 * X[r + 1, i])
                 out[i] = out[i] + acc if s > 0 else acc
             s += 2
         else:
             w0 = w[s]
             for i in range(n):
-                acc = w0 * X[r, i]
+                acc = (w0 * X[r, i])
                 out[i] = out[i] + acc if s > 0 else acc
             s += 1
 
