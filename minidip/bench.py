@@ -116,12 +116,13 @@ def _problem(case: Case, dtype, backend):
     return gen, y, 0.5 * stable_step_limit(gen)
 
 
-def time_stepper(case: Case, backend: str, repeats: int, dtype=np.float32) -> float:
-    """Median seconds per ``Stepper.step()`` of a backend."""
+def time_stepper(case: Case, backend: str, repeats: int, dtype=np.float32,
+                 min_time: float = 0.0) -> float:
+    """Median seconds per ``Stepper.step()`` of a backend (at least ``repeats`` steps)."""
     gen, y, eta = _problem(case, dtype, backend)
     stepper = gen.stepper(gen.init_weights(), y, eta)
     stepper.evaluate()
-    return _median_time(stepper.step, repeats)
+    return _median_time(stepper.step, repeats, min_time)
 
 
 def compile_time(dtype=np.float32) -> float:
@@ -251,6 +252,8 @@ def run(names=None, repeats: int = 10, quick: bool = False, dtype=np.float32, ou
     except ImportError:
         torch = None
     numpy_repeats = 1 if quick else max(1, repeats // 5)
+    # Medians over a second of steps ride out bursts of other load on a shared machine.
+    min_time = 0.0 if quick else 1.0
     out(f"machine: {machine()}")
     if torch is not None:
         out(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
@@ -267,13 +270,14 @@ def run(names=None, repeats: int = 10, quick: bool = False, dtype=np.float32, ou
         bandwidth = copy_bandwidth(nbytes)
         rate = max(rate, sgemm_rate())
         row = dict(shape=name, case=case.name, bandwidth_gbs=bandwidth / 1e9, nbytes=nbytes,
-                   numba_ms=1e3 * time_stepper(case, "numba", repeats, dtype))
+                   numba_ms=1e3 * time_stepper(case, "numba", repeats, dtype, min_time))
         row["numpy_ms"] = 1e3 * time_stepper(case, "numpy", numpy_repeats, dtype)
         if torch is not None:
             steppers, gen, y = _torch_steppers(case, dtype)
             row["agreement"] = check_torch(case, steppers, gen, y)
             for form, (step, _) in steppers.items():
-                row[f"torch_{form}_ms"] = 1e3 * _median_time(step, max(1, repeats // 2))
+                row[f"torch_{form}_ms"] = 1e3 * _median_time(step, max(1, repeats // 2),
+                                                             min_time)
             best = min((k for k in row if k.startswith("torch_")), key=row.get)
             row["torch_best"] = best[len("torch_"):-len("_ms")]
             row["torch_best_ms"] = row[best]
