@@ -461,18 +461,12 @@ class _Plan:
                 grad=None):
         args = (self.as_grid(C), mask, r, self.parts, self.no_grad if grad is None else grad,
                 self.v, self.dtype.type(eta))
-        # Threads take blocks one at a time, so a thread slowed by other load on its core does
-        # fewer blocks.  Which thread runs a block never changes the block's result.
-        previous = numba.set_parallel_chunksize(1)
-        try:
-            if self.separable:
-                _phase_a_separable(*args, self.a, self.af, self.b, self.bf, self.qp, self.sp,
-                                   self.rows, backward, write_grad, do_forward)
-            else:
-                _phase_a_direct(*args, self.w, self.wf, self.pad, self.rows, backward,
-                                write_grad, do_forward)
-        finally:
-            numba.set_parallel_chunksize(previous)
+        if self.separable:
+            _phase_a_separable(*args, self.a, self.af, self.b, self.bf, self.qp, self.sp,
+                               self.rows, backward, write_grad, do_forward)
+        else:
+            _phase_a_direct(*args, self.w, self.wf, self.pad, self.rows, backward, write_grad,
+                            do_forward)
 
     def phase_b(self, y, r):
         """Return ``(loss, output)`` from the partial outputs; fills r (H, W) with G - y."""
