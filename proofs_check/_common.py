@@ -32,7 +32,7 @@ class Check:
         return bool(np.isfinite(self.value)) and _OPS[self.op](self.value, self.threshold)
 
     def __str__(self):
-        return f"{self.name} = {self.value:.3g} {self.op} {self.threshold:g}"
+        return f"{self.name} = {self.value:.3g} {self.op} {self.threshold:.3g}"
 
 
 @dataclass
