@@ -30,8 +30,7 @@ SEEDS = 3
 SLOPE, SLOPE_TOLERANCE = -0.5, 0.1
 MAX_DISTANCE = 0.02
 
-FULL = dict(shape=(32, 32), filter=md.filters.gaussian(1.5, ndim=2), widths=WIDTHS + (65536,),
-            seeds=5)
+FULL = dict(shape=(256,), filter=FILTER, widths=WIDTHS + (65536,), seeds=5)
 
 
 def measure(u, shape, widths, seeds, seed=0, init="iid"):

@@ -35,7 +35,7 @@ FRACTION = 0.9
 MIN_RATIO = 10.0
 MAX_LOG_MISMATCH = float(np.log(1.25))
 
-FULL = dict(n=4096, channels=8192, steps=3000)
+FULL = dict(n=4096, channels=8192, steps=1000)
 
 
 def measure(u, signal, noise, channels, init, init_scale, seed, steps, step_size=None,

@@ -44,7 +44,7 @@ MAX_LOG_RATIO = float(np.log(3.0))
 MAX_GAIN_DB = 1.0
 MIN_CONTRAST_GAIN_DB = 3.0
 
-FULL = dict(n=1024, channels=8192, steps=1500)
+FULL = dict(n=1024, channels=8192, steps=800)
 
 
 def shrinkage_error(x, y) -> float:
