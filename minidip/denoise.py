@@ -8,7 +8,6 @@ for what such filters can do), on embedded real data.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np

@@ -166,6 +166,14 @@ def make_generator(u, target, channels, init_scale, seed, init="iid", dtype=np.f
                         backend=backend, init=init)
 
 
+def signal_and_noise(shape, modes, seed):
+    """A band-limited signal of ``modes`` Fourier modes (unit RMS) and white noise of its norm."""
+    import minidip as md
+    signal = md.data.bandlimited(shape, p=modes, seed=seed)
+    noise = md.data.white_noise(shape, seed=seed + 1)
+    return signal, noise * (np.linalg.norm(signal) / np.linalg.norm(noise))
+
+
 def residual_norms(result) -> np.ndarray:
     """||G(C_tau) - y|| for every recorded tau, from the loss 1/2 ||G - y||^2 (E4)."""
     return np.sqrt(2 * result.history["loss"])

@@ -68,9 +68,7 @@ def measure(u, signal, noise, channels, init, init_scale, seed, steps, step_size
 def run(out=common.DEFAULT_OUT, full=False, seed=0):
     n, channels, steps = (FULL["n"], FULL["channels"], FULL["steps"]) if full \
         else (N, CHANNELS, STEPS)
-    signal = md.data.bandlimited((n,), p=SIGNAL_MODES, seed=seed)
-    noise = md.data.white_noise((n,), seed=seed + 1)
-    noise *= np.linalg.norm(signal) / np.linalg.norm(noise)
+    signal, noise = common.signal_and_noise((n,), SIGNAL_MODES, seed)
     eta = STEP_FRACTION / md.spectral.eigenvalues(FILTER, (n,)).max()
     m = measure(FILTER, signal, noise, channels, INIT, INIT_SCALE, seed, steps, step_size=eta)
 

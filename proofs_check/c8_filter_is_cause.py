@@ -65,9 +65,7 @@ def denoising_gain_db(u, x, z, channels, init, init_scale, seed, steps, step_siz
 def run(out=common.DEFAULT_OUT, full=False, seed=0):
     n, channels, steps = (FULL["n"], FULL["channels"], FULL["steps"]) if full \
         else (N, CHANNELS, STEPS)
-    x = md.data.bandlimited((n,), p=SIGNAL_MODES, seed=seed)
-    z = md.data.white_noise((n,), seed=seed + 1)
-    z *= np.linalg.norm(x) / np.linalg.norm(z)
+    x, z = common.signal_and_noise((n,), SIGNAL_MODES, seed)
     rows, curves = {}, {}
     for name, u in FILTERS.items():
         eta = STEP_FRACTION / md.spectral.eigenvalues(u, (n,)).max()

@@ -188,7 +188,7 @@ def test_subprocess_good_run_shows_progress(signal_file, tmp_path):
     assert proc.returncode == 0, err
     assert "fit:" in err and "step/s" in err                  # the tqdm progress bar
     assert np.load(tmp_path / "result.npy").shape == (24,)
-    assert f"wrote result.npy" in out
+    assert "wrote result.npy" in out
     assert signal_file.read_bytes() == before
 
 
@@ -224,7 +224,7 @@ def test_ctrl_c_writes_best_so_far(image, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(stopping.RULES, "discrepancy", _InterruptedDiscrepancy)
     code, out, err = run(["denoise", path, "--out", tmp_path / "partial.png", *FAST], capsys)
     assert code == 130
-    assert f"interrupted: wrote the best output so far (iteration 3" in out
+    assert "interrupted: wrote the best output so far (iteration 3" in out
     assert str(tmp_path / "partial.png") in out
     y = md.data.load(path)
     expected = dn.denoise(y, stop=None, channels=8, steps=3).output
