@@ -306,19 +306,23 @@ def _activate_row(h, hrow, mask, part, i0, vj, n, first):
 # rows[0]: padded backward input, rows[1]: padded new c, rows[2]: g, rows[3]: U c.
 
 @_jit(**_FAST)
-def _channel_separable(c, mask, r, part, grad, vj, eta, a, af, b, bf,
+def _channel_separable(c, mask, r, part, grad, vj, eta, a, af, b, bf, bs,
                        qp, sp, rows, backward, write_grad, do_forward, first):
     """Backward / update / forward of one channel for the filter ``outer(a, b)``.
 
     ``af``, ``bf`` are the flipped factors (shape (1, T)): convolution (E1) is correlation with
     the flipped filter.  With one row of taps (``a.shape[0] == 1``, e.g. a 1-D signal) the
-    slow-axis passes reduce to a scaling and are skipped.
+    slow-axis passes reduce to a scaling and are skipped.  The update (E6) is the last backward
+    pass itself: its taps ``bs = -eta v_j b`` accumulate into the rows of c_j, which saves
+    storing g and reading it back.
     """
     H, W = c.shape
     h0, h1 = a.shape[0] // 2, b.shape[1] // 2
     ev = eta * vj
     q_row, c_row, h_row = rows[0, h1:h1 + W], rows[1, h1:h1 + W], rows[3]
     if backward:
+        for t in range(b.shape[1]):
+            bs[0, t] = -ev * b[0, t]
         if h0 > 0:
             for i0 in range(H):
                 for i1 in range(W):
@@ -332,16 +336,15 @@ def _channel_separable(c, mask, r, part, grad, vj, eta, a, af, b, bf,
                 for i1 in range(W):
                     q_row[i1] = a0 * (r[i0, i1] * mask[i0, i1])
             _wrap_row(rows, 0, h1, W)
-            _correlate_row(rows, 2, rows, 0, b, 0, W, False)          # g = U^T(mask * r)
             if write_grad:
+                _correlate_row(rows, 2, rows, 0, b, 0, W, False)      # g = U^T(mask * r)
                 for i1 in range(W):
                     grad[i0, i1] = vj * rows[2, i1]
             else:
-                for i1 in range(W):
-                    cn = c[i0, i1] - ev * rows[2, i1]                  # E6
-                    c[i0, i1] = cn
-                    c_row[i1] = cn
+                _correlate_row(c, i0, rows, 0, bs, 0, W, True)        # c_j -= eta v_j g (E6)
                 if do_forward:
+                    for i1 in range(W):
+                        c_row[i1] = c[i0, i1]
                     _wrap_row(rows, 1, h1, W)
                     _correlate_row(sp, h0 + i0, rows, 1, bf, 0, W, False)
     if not do_forward:
@@ -409,7 +412,7 @@ def _channel_direct(c, mask, r, part, grad, vj, eta, w, wf, pad, rows,
 # The two phases.
 
 @_jit(parallel=True, **_FAST)
-def _phase_a_separable(C, mask, r, parts, grad, v, eta, a, af, b, bf, qp, sp, rows,
+def _phase_a_separable(C, mask, r, parts, grad, v, eta, a, af, b, bf, bs, qp, sp, rows,
                        backward, write_grad, do_forward):
     """Run every channel; block ``blk`` owns channels ``blk*k//nb .. (blk+1)*k//nb - 1``."""
     k = C.shape[0]
@@ -418,7 +421,7 @@ def _phase_a_separable(C, mask, r, parts, grad, v, eta, a, af, b, bf, qp, sp, ro
         for j in range(blk * k // nb, (blk + 1) * k // nb):
             _prefetch_channel(C, mask, j + 1)
             _channel_separable(C[j], mask[j], r, parts[blk], grad[j], v[j], eta,
-                               a, af, b, bf, qp[blk], sp[blk], rows[blk],
+                               a, af, b, bf, bs[blk], qp[blk], sp[blk], rows[blk],
                                backward, write_grad, do_forward, j == blk * k // nb)
 
 
@@ -492,6 +495,7 @@ class _Plan:
             self.a, self.af = (np.ascontiguousarray(x, dtype=dt) for x in (a, a[::-1]))
             self.b, self.bf = (np.ascontiguousarray(x, dtype=dt).reshape(1, -1)
                                for x in (b, b[::-1]))
+            self.bs = np.zeros((nb, 1, len(b)), dt)
         else:
             h0, h1 = taps.shape[0] // 2, taps.shape[1] // 2
             self.w = np.ascontiguousarray(taps, dtype=dt)
@@ -510,7 +514,7 @@ class _Plan:
         args = (self.as_grid(C), mask, r, self.parts, self.no_grad if grad is None else grad,
                 self.v, self.dtype.type(eta))
         if self.separable:
-            _phase_a_separable(*args, self.a, self.af, self.b, self.bf, self.qp, self.sp,
+            _phase_a_separable(*args, self.a, self.af, self.b, self.bf, self.bs, self.qp, self.sp,
                                self.rows, backward, write_grad, do_forward)
         else:
             _phase_a_direct(*args, self.w, self.wf, self.pad, self.rows, backward, write_grad,
