@@ -102,7 +102,7 @@ def _check_signal(y, name: str, shape=None) -> np.ndarray:
     if not np.issubdtype(y.dtype, np.number) or np.iscomplexobj(y):
         raise ValueError(f"{name} must be a real numeric array")
     if shape is not None and y.shape != tuple(shape):
-        raise ValueError(f"{name} has shape {y.shape} but the generator's shape is {tuple(shape)}")
+        raise ValueError(f"{name} has shape {y.shape}, expected {tuple(shape)}")
     if y.ndim not in (1, 2):
         raise ValueError(f"{name} must be 1-D or 2-D, got {y.ndim} axes")
     if not np.all(np.isfinite(y)):

@@ -56,14 +56,7 @@ def _check_filter(u, shape) -> np.ndarray:
 
 
 def _check_signal(x, name: str, shape) -> np.ndarray:
-    x = np.asarray(x)
-    if x.dtype == object or not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
-        raise ValueError(f"{name} must be a real numeric array")
-    if x.shape != shape:
-        raise ValueError(f"{name} has shape {x.shape} but the grid has shape {shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} contains NaN or infinity")
-    return x.astype(np.float64)
+    return _generator._check_signal(x, name, shape).astype(np.float64)
 
 
 def _check_iterations(iterations, name: str = "iterations") -> np.ndarray:
