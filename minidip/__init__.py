@@ -4,7 +4,7 @@ The two-layer generator G(C) = ReLU(U C) v with a fixed filter u, fitted by grad
 and the closed-form spectral predictions of its dynamics.  See docs/math.md for the equations.
 """
 from . import data, denoise, filters, metrics, spectral, stopping
-from .fit import FitDivergedError, FitInterrupted, FitResult, fit
+from .fitting import FitDivergedError, FitInterrupted, FitResult, fit
 from .generator import Generator, init_std_for
 
 __all__ = ["Generator", "fit", "FitResult", "FitDivergedError", "FitInterrupted", "init_std_for",

@@ -32,6 +32,7 @@ except ImportError as exc:          # generator._numba_available relies on Impor
     raise ImportError("the numba backend needs numba (pip install numba)") from exc
 
 from . import filters as _filters
+from .generator import output_weights
 
 __all__ = ["forward", "loss_and_grad", "Stepper"]
 
@@ -470,19 +471,23 @@ def parallel_copy(dst, src):
 # Python side.
 
 class _Plan:
-    """Filter factors, scratch buffers and block layout for one generator (all in gen.dtype)."""
+    """Filter factors, scratch buffers and block layout for one problem (taps, shape, k, dtype).
 
-    def __init__(self, gen):
-        dt = gen.dtype
+    Built from the numbers that define the computation, not from a model object, so any model
+    with a two-layer convolutional part can use the kernels.
+    """
+
+    def __init__(self, taps, shape, channels, dtype):
+        dt = np.dtype(dtype)
         self.dtype = dt
-        self.shape = gen.shape
-        self.grid = (1,) + gen.shape if len(gen.shape) == 1 else gen.shape   # (H, W)
+        self.shape = tuple(shape)
+        self.grid = (1,) + self.shape if len(self.shape) == 1 else self.shape   # (H, W)
         H, W = self.grid
-        k = gen.channels
+        k = self.channels = int(channels)
         N = H * W
         self.blocks = max(1, min(k, MAX_BLOCKS, PARTIAL_BUDGET // N))
-        self.v = np.ascontiguousarray(gen.v, dtype=dt)
-        taps = gen.taps.reshape(1, -1) if gen.taps.ndim == 1 else gen.taps
+        self.v = np.ascontiguousarray(output_weights(k, dt))
+        taps = taps.reshape(1, -1) if taps.ndim == 1 else taps
         factors = ((np.ones(1), taps[0]) if taps.shape[0] == 1
                    else _filters.separable_factors(taps))
         nb = self.blocks
@@ -505,9 +510,17 @@ class _Plan:
         self.parts = np.zeros((nb, H, W), dt)
         self.no_grad = np.zeros((k, 1, 1), dt)
 
+    @classmethod
+    def for_weights(cls, taps, C):
+        """The plan of weights C of shape (k, *shape)."""
+        return cls(taps, C.shape[1:], C.shape[0], C.dtype)
+
     def as_grid(self, X):
         """View (..., *shape) as (..., H, W)."""
         return X.reshape(X.shape[: X.ndim - len(self.shape)] + self.grid)
+
+    def new_mask(self):
+        return np.empty((self.channels,) + self.grid, np.uint8)
 
     def phase_a(self, C, mask, r, eta, *, backward, write_grad=False, do_forward=True,
                 grad=None):
@@ -528,31 +541,44 @@ class _Plan:
                         r.reshape(-1))
         return float(loss), out
 
+    def residual(self, objective, r):
+        """``(loss, output)`` with r (H, W) set to dL/dG of ``objective``.
 
-def _target(plan, y):
-    return np.ascontiguousarray(y, dtype=plan.dtype)
+        Without a forward operator phase B forms r = G - y itself; otherwise the objective
+        maps the output to its loss and its gradient A^T (A G - y) (E21).
+        """
+        if objective.operator is None:
+            return self.phase_b(self.as_grid(objective.target_as(self.dtype)), r)
+        _, out = self.phase_b(self._zeros(), r)
+        loss, grad_output = objective(out)
+        r[...] = self.as_grid(np.asarray(grad_output, self.dtype))
+        return loss, out
+
+    def _zeros(self):
+        if not hasattr(self, "_zero_grid"):
+            self._zero_grid = np.zeros(self.grid, self.dtype)
+        return self._zero_grid
 
 
-def forward(gen, C) -> np.ndarray:
-    """(E3) G(C) for a checked C of shape (k, *shape) in gen.dtype."""
-    plan = _Plan(gen)
-    mask = np.empty((gen.channels,) + plan.grid, np.uint8)
+def forward(taps, C) -> np.ndarray:
+    """(E3) G(C) for checked weights C of shape (k, *shape) (their dtype is the plan's)."""
+    plan = _Plan.for_weights(taps, C)
+    r = np.empty(plan.grid, plan.dtype)
+    plan.phase_a(C, plan.new_mask(), r, 0.0, backward=False)
+    return plan.phase_b(plan._zeros(), r)[1]
+
+
+def loss_and_grad(taps, C, objective):
+    """``(loss, grad, output)`` of ``objective`` (e.g. 1/2 ||G(C) - y||^2, E4) and E5's gradient."""
+    plan = _Plan.for_weights(taps, C)
+    mask = plan.new_mask()
     r = np.empty(plan.grid, plan.dtype)
     plan.phase_a(C, mask, r, 0.0, backward=False)
-    return plan.phase_b(np.zeros(plan.grid, plan.dtype), r)[1]
-
-
-def loss_and_grad(gen, C, y):
-    """(E4, E5) ``(loss, grad)``: loss = 1/2 ||G(C) - y||^2 (float64 sum), grad of C's shape."""
-    plan = _Plan(gen)
-    mask = np.empty((gen.channels,) + plan.grid, np.uint8)
-    r = np.empty(plan.grid, plan.dtype)
-    plan.phase_a(C, mask, r, 0.0, backward=False)
-    loss, _ = plan.phase_b(_target(plan, y).reshape(plan.grid), r)
+    loss, output = plan.residual(objective, r)
     grad = np.empty_like(C)
     plan.phase_a(C, mask, r, 0.0, backward=True, write_grad=True, do_forward=False,
                  grad=plan.as_grid(grad))
-    return loss, grad
+    return loss, grad, output
 
 
 class Stepper:
@@ -561,25 +587,25 @@ class Stepper:
     ``evaluate()`` returns ``(loss, output)`` at the current weights; ``step()`` takes one
     gradient step and returns ``(loss, output)`` at the new weights, reusing the mask and the
     residual of the previous evaluation.  Each call returns a new output array.
+    ``objective`` forms the loss and dL/dG from the output (:class:`minidip.fitting.Objective`).
     """
 
-    def __init__(self, gen, C, y, step_size):
-        self.gen = gen
-        self._plan = _Plan(gen)
-        self.weights = np.ascontiguousarray(C, dtype=gen.dtype)
-        self.y = _target(self._plan, y).reshape(self._plan.grid)
+    def __init__(self, taps, C, objective, step_size):
+        self._plan = _Plan.for_weights(taps, C)
+        self.weights = np.ascontiguousarray(C)
+        self.objective = objective
         self.step_size = float(step_size)
-        self._mask = np.empty((gen.channels,) + self._plan.grid, np.uint8)
-        self._r = np.empty(self._plan.grid, gen.dtype)
+        self._mask = self._plan.new_mask()
+        self._r = np.empty(self._plan.grid, self._plan.dtype)
         self._fresh = False                    # mask and r describe the current weights
 
     def evaluate(self):
         self._plan.phase_a(self.weights, self._mask, self._r, 0.0, backward=False)
         self._fresh = True
-        return self._plan.phase_b(self.y, self._r)
+        return self._plan.residual(self.objective, self._r)
 
     def step(self):
         if not self._fresh:
             self.evaluate()
         self._plan.phase_a(self.weights, self._mask, self._r, self.step_size, backward=True)
-        return self._plan.phase_b(self.y, self._r)
+        return self._plan.residual(self.objective, self._r)

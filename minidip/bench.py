@@ -112,7 +112,7 @@ def _timed(fn) -> float:
 def _problem(case: Case, dtype, backend):
     gen = Generator(case.taps, case.shape, case.channels, dtype=dtype, backend=backend)
     y = np.random.default_rng(1).standard_normal(case.shape)
-    from .fit import stable_step_limit
+    from .fitting import stable_step_limit
     return gen, y, 0.5 * stable_step_limit(gen)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import data, filters, metrics, spectral, stopping
-from .fit import FitInterrupted, FitResult, fit
+from .fitting import FitInterrupted, FitResult, fit
 from .generator import Generator, init_std_for
 
 __all__ = ["denoise", "parse_filter", "default_filter", "gaussian_blur_baseline",

@@ -215,7 +215,7 @@ class Generator:
         C = self.check_weights(C)
         if self.backend == "numba":
             from . import _numba
-            return _numba.forward(self, C)
+            return _numba.forward(self._taps, C)
         return forward(C, self._taps, self.v)
 
     def loss_and_grad(self, C, y):
@@ -223,7 +223,9 @@ class Generator:
         C, y = self.check_weights(C), self.check_target(y)
         if self.backend == "numba":
             from . import _numba
-            return _numba.loss_and_grad(self, C, y)
+            from .fitting import Objective
+            loss, grad, _ = _numba.loss_and_grad(self._taps, C, Objective(y))
+            return loss, grad
         loss, grad, _ = loss_and_grad(C, y, self._taps, self.v)
         return loss, grad
 
@@ -232,7 +234,8 @@ class Generator:
         C, y = self.check_weights(C).copy(), self.check_target(y)
         if self.backend == "numba":
             from . import _numba
-            return _numba.Stepper(self, C, y, step_size)
+            from .fitting import Objective
+            return _numba.Stepper(self._taps, C, Objective(y), step_size)
         return ReferenceStepper(self, C, y, step_size)
 
 

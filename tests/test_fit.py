@@ -1,10 +1,8 @@
-import importlib
-
 import numpy as np
 import pytest
 
 import minidip as md
-fit_module = importlib.import_module("minidip.fit")
+import minidip.fitting as fit_module
 from reference import dense_conv_matrix, generator_autograd
 
 

@@ -18,7 +18,7 @@ import pytest
 
 import minidip as md
 from minidip import generator, golden, spectral
-from minidip.fit import stable_step_limit
+from minidip.fitting import stable_step_limit
 from reference import dense_conv_matrix, generator_autograd
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -15,7 +15,7 @@ numba = pytest.importorskip("numba")
 
 import minidip as md  # noqa: E402
 from minidip import _numba, filters  # noqa: E402
-from minidip.fit import stable_step_limit  # noqa: E402
+from minidip.fitting import stable_step_limit  # noqa: E402
 from minidip.generator import Generator, ReferenceStepper  # noqa: E402
 from reference import generator_autograd  # noqa: E402
 
@@ -54,7 +54,7 @@ def _close(actual, expected, dtype, what):
 
 def test_separable_dispatch():
     """The cases exercise both paths: rank-1 filters as two 1-D passes, the rest directly."""
-    kinds = [_numba._Plan(Generator(u, s, 2, backend="numba")).separable for s, u in CASES]
+    kinds = [_numba._Plan(Generator(u, s, 2).taps, s, 2, np.float32).separable for s, u in CASES]
     assert kinds == [True, True, True, True, True, False, False, True]
 
 
@@ -138,9 +138,10 @@ def test_fit_bits_do_not_depend_on_thread_count_or_run():
 def test_block_partition_does_not_depend_on_threads():
     """The reduction blocks are a function of (k, N) only."""
     gen = Generator(filters.gaussian(2.0), (1024,), 4096, backend="numba")
-    assert _numba._Plan(gen).blocks == _numba.MAX_BLOCKS
+    assert _numba._Plan(gen.taps, gen.shape, gen.channels, gen.dtype).blocks == _numba.MAX_BLOCKS
     gen = Generator(filters.gaussian(1.0, ndim=2), (256, 256), 64, backend="numba")
-    assert _numba._Plan(gen).blocks == _numba.PARTIAL_BUDGET // (256 * 256)
+    plan = _numba._Plan(gen.taps, gen.shape, gen.channels, gen.dtype)
+    assert plan.blocks == _numba.PARTIAL_BUDGET // (256 * 256)
 
 
 def test_cache_fallback_without_writable_folder(monkeypatch):

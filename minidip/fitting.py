@@ -1,4 +1,4 @@
-"""Fitting the generator to a target by plain gradient descent (E6)."""
+"""Fitting a model to a target by plain gradient descent (E6)."""
 from __future__ import annotations
 
 import math
@@ -55,6 +55,41 @@ class FitInterrupted(KeyboardInterrupt):
     def __init__(self, message, iteration, result):
         super().__init__(message)
         self.iteration, self.result = iteration, result
+
+
+class Objective:
+    """The loss of an output G: L(G) = 1/2 ||A G - y||^2 (E4; E21 with a forward operator A).
+
+    The one place where the residual is formed.  ``objective(output)`` returns
+    ``(loss, dL/dG)`` with dL/dG = A^T (A G - y), which is G - y without an operator; the loss is
+    accumulated in float64.  Backends that fuse the residual into their own kernels use
+    :meth:`target_as` when ``operator`` is None.
+
+    Parameters
+    ----------
+    y : array
+        The target (measurements ``A x + z`` with an operator).
+    operator : object with ``forward`` and ``adjoint``, optional
+    """
+
+    def __init__(self, y, operator=None):
+        self.y = y
+        self.operator = operator
+        self._targets = {}
+
+    def target_as(self, dtype) -> np.ndarray:
+        """y in ``dtype`` (cached)."""
+        dtype = np.dtype(dtype)
+        if dtype not in self._targets:
+            self._targets[dtype] = np.ascontiguousarray(self.y, dtype=dtype)
+        return self._targets[dtype]
+
+    def __call__(self, output):
+        if self.operator is None:
+            r = output - self.target_as(output.dtype)
+            return 0.5 * float(np.sum(np.square(r, dtype=np.float64))), r
+        m = self.operator.forward(output) - self.y
+        return 0.5 * float(np.sum(np.square(m, dtype=np.float64))), self.operator.adjoint(m)
 
 
 def stable_step_limit(gen) -> float:
