@@ -83,7 +83,7 @@ def _denoise(args):
     if args.stop == "oracle" and clean is None:
         raise UsageError("--stop oracle needs the clean signal: use --add-noise on a clean input")
     if args.filter is not None:
-        dn.parse_filter(args.filter, y.ndim)            # a bad spec fails before any work
+        md.filters.parse_filter(args.filter, y.ndim)    # a bad spec fails before any work
     interrupted = False
     try:
         res = dn.denoise(y, filter=args.filter, stop=args.stop, noise_std=args.noise_std,
@@ -95,13 +95,15 @@ def _denoise(args):
         raise UsageError(str(err)) from None
     md.data.save(out, res.output, protect=[] if args.input is None else [args.input])
     how = "estimated" if res.info["noise_std_estimated"] else "given"
-    filter_spec = args.filter or dn.default_filter(y.ndim)
+    filter_spec = args.filter or md.filters.default_filter(y.ndim)
     print(f"minidip denoise: {source}, shape {'x'.join(map(str, y.shape))}, filter {filter_spec}, "
           f"{args.channels} channels, stop rule {args.stop!r}")
     if add_noise is not None:
         print(f"  added Gaussian noise of std {add_noise:g} (seed {args.seed})")
     print(f"  noise std          {res.info['noise_std']:.4g} ({how})")
     print(f"  stopped at         iteration {res.stopped_at} of at most {args.steps}")
+    for line in _undecided(res, args.stop, args.steps):
+        print(f"  note: {line}")
     if clean is not None:
         span = float(np.ptp(clean)) or 1.0 if suffix == ".npy" else 1.0
         before = md.metrics.psnr(y, clean, data_range=span)
@@ -114,6 +116,23 @@ def _denoise(args):
         return 130
     print(f"  wrote {out}")
     return 0
+
+
+def _undecided(res, stop, steps):
+    """Lines that say why a stop rule did not decide (the last iterate was returned)."""
+    lines = []
+    if res.info.get("noise_std_estimated") and res.info.get("noise_std") == 0:
+        lines.append("the estimated noise level is 0 (the finest scale of the input holds no "
+                     "noise); pass --noise-std if you know it")
+    if not res.info.get("triggered", True):
+        reason = {"discrepancy": "the discrepancy level was not reached",
+                  "spectral": "the predicted best stop (E12) is the last step",
+                  "variance": "the running variance kept falling",
+                  "oracle": "the error to the clean signal was still falling"}.get(stop)
+        if reason:
+            lines.append(f"{reason} in {steps} steps; the last iterate was returned (try "
+                         "--steps)")
+    return lines
 
 
 def _parse_shape(text):
@@ -129,11 +148,11 @@ def _parse_shape(text):
 def _spectrum(args):
     """Print and plot the eigenvalue spectrum (E9) of a filter's dual kernel."""
     import minidip as md
-    from minidip import denoise as dn, plots
+    from minidip import plots
 
     shape = args.shape
-    spec = args.filter or dn.default_filter(len(shape))
-    taps = dn.parse_filter(spec, len(shape))
+    spec = args.filter or md.filters.default_filter(len(shape))
+    taps = md.filters.parse_filter(spec, len(shape))
     lam = md.spectral.eigenvalues(taps, shape)
     info = plots.spectrum_summary(lam)
     print(f"minidip spectrum: filter {spec} ({'x'.join(map(str, taps.shape))} taps) on a "
@@ -155,15 +174,14 @@ def _figures(args):
     """Write the denoising comparison figure and print its PSNR table."""
     from pathlib import Path
 
-    from minidip import denoise as dn, plots
+    from minidip.experiments import denoising
 
     folder = Path(args.out)
     if not folder.is_dir():
         raise UsageError(f"output directory {folder} does not exist; create it or pass --out DIR")
-    rows = dn.compare(cases=dn.CASES, seeds=tuple(range(args.seeds)),
-                      progress=not args.no_progress)
-    path = plots.plot_comparison(rows, folder / "denoising.png")
-    print(dn.comparison_table(rows))
+    rows = denoising.compare(seeds=tuple(range(args.seeds)), progress=not args.no_progress)
+    path = denoising.plot_comparison(rows, folder / "denoising.png")
+    print(denoising.comparison_table(rows))
     print(f"wrote {path}")
 
 

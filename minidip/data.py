@@ -14,10 +14,12 @@ from __future__ import annotations
 import functools
 import math
 import os
-import uuid
 from pathlib import Path
 
 import numpy as np
+
+from . import _io
+from . import validation as _check
 
 __all__ = [
     "bandlimited", "sinusoids", "step", "piecewise_smooth", "white_noise", "shepp_logan",
@@ -30,22 +32,6 @@ _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 #: ITU-R BT.601 luma weights of R, G, B.
 LUMA = np.array([0.299, 0.587, 0.114])
-
-
-def _shape(shape) -> tuple[int, ...]:
-    """Validate a 1-D or 2-D shape given as an int or a tuple of positive ints."""
-    dims = (shape,) if np.isscalar(shape) else tuple(shape)
-    if not 1 <= len(dims) <= 2 or not all(
-            isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1 for n in dims):
-        raise ValueError(f"shape must be a positive int or a tuple of 1 or 2 positive ints, "
-                         f"got {shape!r}")
-    return tuple(int(n) for n in dims)
-
-
-def _positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def bandlimited(shape, p: int = 6, seed: int = 0, max_freq: int | None = None) -> np.ndarray:
@@ -104,7 +90,7 @@ def sinusoids(shape, freqs, amplitudes=None, phases=None) -> np.ndarray:
         A term with ``0 < |f| < n/2`` puts ``amplitude n/2 exp(+-i phase)`` on the DFT modes
         ``+-f`` and nothing elsewhere.
     """
-    shape = _shape(shape)
+    shape = _check.shape(shape)
     f = np.asarray(freqs)
     if f.ndim == 1 and len(shape) == 1:
         f = f[:, None]
@@ -161,7 +147,7 @@ def step(shape, edges=(0.5,), levels=(0.0, 1.0)) -> np.ndarray:
         (2-D).  On the periodic grid there is also a jump at the wrap-around when the first
         and last pieces differ.
     """
-    shape = _shape(shape)
+    shape = _check.shape(shape)
     edges = np.asarray(edges, np.float64).reshape(-1)
     levels = np.asarray(levels, np.float64).reshape(-1)
     if edges.size == 0 or not (np.all(edges > 0) and np.all(edges < 1)
@@ -199,8 +185,8 @@ def piecewise_smooth(shape, jumps: int = 3, seed: int = 0) -> np.ndarray:
     -------
     x : ndarray of float64, shape ``shape``, min 0 and max 1.
     """
-    shape = _shape(shape)
-    jumps = _positive_int("jumps", jumps, minimum=0)
+    shape = _check.shape(shape)
+    jumps = _check.non_negative_int(jumps, "jumps")
     if len(shape) == 1 and jumps > shape[0] - 1:
         raise ValueError(f"{jumps} jumps need a signal longer than {jumps}, got n={shape[0]}")
     rng = np.random.default_rng(seed)
@@ -239,7 +225,7 @@ def white_noise(shape, std: float = 1.0, seed: int = 0) -> np.ndarray:
     -------
     x : ndarray of float64, shape ``shape``
     """
-    shape = _shape(shape)
+    shape = _check.shape(shape)
     if not (np.isscalar(std) and np.isfinite(std) and std >= 0):
         raise ValueError(f"std must be a finite number >= 0, got {std!r}")
     return float(std) * np.random.default_rng(seed).standard_normal(shape)
@@ -281,7 +267,7 @@ def shepp_logan(n: int = 128) -> np.ndarray:
         symmetric: the two ventricles differ in size, as do two of the three small ellipses
         at the bottom.
     """
-    n = _positive_int("n", n, minimum=2)
+    n = _check.positive_int(n, "n", minimum=2)
     coord = (2 * np.arange(n) - (n - 1)) / (n - 1)
     x, y = np.meshgrid(coord, -coord)
     image = np.zeros((n, n))
@@ -296,7 +282,7 @@ def shepp_logan(n: int = 128) -> np.ndarray:
 
 def _block_mean(x: np.ndarray, factor) -> np.ndarray:
     """Average over non-overlapping blocks of ``factor`` samples per axis, cropping the end."""
-    factor = _positive_int("downsample", factor)
+    factor = _check.positive_int(factor, "downsample")
     if factor > min(x.shape):
         raise ValueError(f"downsample={factor} is larger than the data {x.shape}; "
                          f"use at most {min(x.shape)}")
@@ -424,16 +410,6 @@ def _to_gray(pixels: np.ndarray, path: Path) -> np.ndarray:
                      f"RGB or RGBA image")
 
 
-def _check_signal(array: np.ndarray, what: str) -> np.ndarray:
-    if array.ndim not in (1, 2) or array.size == 0:
-        raise ValueError(f"{what} has shape {array.shape}; expected a non-empty 1-D signal or "
-                         f"2-D image")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{what} holds {np.size(array) - np.count_nonzero(np.isfinite(array))} "
-                         f"non-finite values (nan or inf); replace them before use")
-    return array
-
-
 def load(path) -> np.ndarray:
     """Read a 1-D signal or 2-D image from a ``.npy``, PNG or JPEG file.
 
@@ -481,7 +457,7 @@ def load(path) -> np.ndarray:
             raise ValueError(f"cannot read {path} as a {suffix[1:].upper()} image ({err}); "
                              f"check that the file is a valid image") from err
         array = _to_gray(pixels, path)
-    return np.ascontiguousarray(_check_signal(array, str(path)))
+    return np.ascontiguousarray(_check.signal(array, str(path)))
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -538,24 +514,15 @@ def save(path, array, *, data_range=(0.0, 1.0), bits: int = 8, protect=()) -> Pa
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
             or array.dtype == bool):
         raise ValueError(f"cannot save {array.dtype} values; expected real numbers")
-    array = _check_signal(array.astype(np.float64), "the array to save")
+    array = _check.signal(array, "the array to save")
     if suffix == ".npy":
         write = functools.partial(np.save, arr=array, allow_pickle=False)
     else:
         write = _image_writer(array, suffix, data_range, bits)
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        # os.open applies the umask, so the result gets the usual permissions of a new file.
-        with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException as err:
-        temp.unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise ValueError(f"cannot write {path}: {err.strerror or err}") from err
-        raise
+        _io.atomic_write(path, write)
+    except OSError as err:
+        raise ValueError(f"cannot write {path}: {err.strerror or err}") from err
     return path
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 __all__ = [
     "gaussian", "triangle", "upsampling", "box", "delta", "random",
-    "as_taps", "on_grid", "is_separable", "separable_factors",
+    "as_taps", "on_grid", "is_separable", "separable_factors", "parse_filter", "default_filter",
 ]
 
 
@@ -159,3 +159,57 @@ def separable_factors(taps: np.ndarray, rtol: float = 1e-12):
 def is_separable(taps: np.ndarray) -> bool:
     """True for a 2-D filter of rank 1 (it runs as two 1-D passes)."""
     return separable_factors(taps) is not None
+
+
+# --------------------------------------------------------------------------------------------
+# Filters named by text specs (the command line, experiment tables).
+
+def _gaussian(ndim, std, size=None):
+    return gaussian(std, ndim=ndim, size=size)
+
+
+# name: (constructor(ndim, *params), parsers of its parameters, how many are required)
+_FILTERS = {
+    "gaussian": (_gaussian, (float, int), 1),
+    "triangle": (lambda ndim, p: triangle(p, ndim=ndim), (int,), 1),
+    "box": (lambda ndim, width: box(width, ndim=ndim), (int,), 1),
+    "upsampling": (lambda ndim, kind: upsampling(kind, ndim=ndim), (str,), 1),
+    "delta": (lambda ndim: delta(ndim=ndim), (), 0),
+    "random": (lambda ndim, width, seed=0: random(width, seed=seed, ndim=ndim),
+               (int, int), 1),
+}
+_FILTER_HELP = ('"gaussian:STD[:SIZE]", "triangle:P", "box:WIDTH", "upsampling:KIND", "delta" or '
+                '"random:WIDTH[:SEED]"')
+
+
+def default_filter(ndim: int) -> str:
+    """The filter spec that denoising uses when none is given: a 7x7 Gaussian of std 1.2 for
+    images, a Gaussian of std 2 (13 taps) for 1-D signals."""
+    return "gaussian:1.2:7" if ndim == 2 else "gaussian:2"
+
+
+def parse_filter(spec: str, ndim: int) -> np.ndarray:
+    """Filter taps from a text spec such as ``"gaussian:1.2:7"`` (std, size) or ``"box:3"``.
+
+    Specs: ``gaussian:STD[:SIZE]``, ``triangle:P``, ``box:WIDTH``, ``upsampling:KIND`` (kinds of
+    :func:`upsampling`), ``delta``, ``random:WIDTH[:SEED]``.  ``ndim`` (1 or 2)
+    is the dimension of the signal; 2-D filters are the separable outer products.  Numeric
+    parameters must be positive (a random filter's seed may be 0).
+    """
+    name, *args = str(spec).strip().split(":")
+    if name not in _FILTERS:
+        raise ValueError(f"unknown filter {spec!r}; use {_FILTER_HELP}")
+    make, parsers, required = _FILTERS[name]
+    if not required <= len(args) <= len(parsers):
+        raise ValueError(f"filter {spec!r} has {len(args)} parameters; use {_FILTER_HELP}")
+    values = []
+    for position, (text, parse) in enumerate(zip(args, parsers)):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise ValueError(f"filter {spec!r}: {text!r} is not a valid {parse.__name__}") from None
+        is_seed = name == "random" and position == 1
+        if parse is not str and not (value >= 0 if is_seed else value > 0):
+            raise ValueError(f"filter {spec!r}: {text!r} must be positive")
+        values.append(value)
+    return make(ndim, *values)

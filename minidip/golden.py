@@ -46,16 +46,14 @@ import argparse
 import io
 import json
 import math
-import os
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import filters, spectral
+from . import _io, filters, spectral
 from .generator import Generator
 
 __all__ = ["CASES", "GoldenCase", "PRED_ITERATIONS", "NOISE_STD", "LAST_BITS", "EXACT_KEYS",
@@ -174,7 +172,7 @@ def make(case: GoldenCase) -> dict:
             "pred_residuals": pred, "pred_residual_norms": norms, "clean": x,
             "noise_std": np.float64(NOISE_STD),
             "pred_risk": spectral.predicted_risk(gen.taps, gen.shape, iterations, step_size,
-                                                 x=x, sigma=NOISE_STD),
+                                                 x=x, noise_std=NOISE_STD),
             "init_cov_row": spectral.init_covariance_row(gen.taps, gen.shape, gen.init_std)}
 
 
@@ -192,16 +190,7 @@ def _npz_bytes(arrays: dict) -> bytes:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    _io.atomic_write(path, lambda file: file.write(data))
 
 
 def manifest() -> dict:

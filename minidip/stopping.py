@@ -1,23 +1,31 @@
 """Rules that choose which iterate of a fit to return (early stopping).
 
-A rule watches the fit one iterate at a time.  :meth:`StopRule.observe` is called with the
-iteration number, the output G(C_t) and the loss; it returns True to end the fit there.
-``best_iteration`` is the iterate the rule would return now.  Rules whose answer can lie in the
-past (``keeps_best = True``) make :func:`minidip.fit` keep a copy of that iterate.
+A rule watches the fit one iterate at a time.  :meth:`StopRule.start` gets a :class:`FitContext`
+once; :meth:`StopRule.observe` is called with the iteration number, the output G(C_t) and the
+loss, and returns True to end the fit there.  ``best_iteration`` is the iterate the rule would
+return now.  Rules whose answer can lie in the past (``keeps_best = True``) make
+:func:`minidip.fit` keep a copy of that iterate.  :meth:`StopRule.triggered` says whether the
+rule decided (``FitResult.info["triggered"]``) or never fired, so that the last iterate is
+returned.
 
-Rules that need the noise level sigma take ``noise_std`` from :func:`minidip.fit` when it is
-known and otherwise estimate it with :func:`estimate_noise_std`; they record the value in
-``info["noise_std"]`` and whether it was estimated in ``info["noise_std_estimated"]``.
+Rules that need the noise level sigma (``needs_noise_level = True``) get it in the context:
+:func:`minidip.fit` resolves it once, from its ``noise_std`` argument or, when that is None, by
+:func:`estimate_noise_std` of y, and records it in ``info["noise_std"]`` and
+``info["noise_std_estimated"]``.  Watching a fit without choosing an iterate is the job of an
+observer (``fit(..., observers=...)``), not of a rule.
 """
 from __future__ import annotations
 
 import collections
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
+from . import validation as _check
+
 __all__ = ["StopRule", "Last", "Oracle", "Discrepancy", "Spectral", "Variance", "make_rule",
-           "RULES", "estimate_noise_std"]
+           "RULES", "FitContext", "estimate_noise_std"]
 
 #: The median of |Z| for Z ~ N(0, 1): median(|d|) / MAD_GAUSSIAN estimates the std of d.
 MAD_GAUSSIAN = 0.6744897501960817
@@ -41,17 +49,10 @@ def estimate_noise_std(y) -> float:
     -------
     float, the estimated sigma (>= 0).
     """
-    y = np.asarray(y)
-    if not np.issubdtype(y.dtype, np.number) or np.iscomplexobj(y):
-        raise ValueError("estimate_noise_std needs a real numeric array")
-    y = y.astype(np.float64)
-    if y.ndim not in (1, 2):
-        raise ValueError(f"estimate_noise_std needs a 1-D or 2-D signal, got {y.ndim} axes")
+    y = _check.signal(y, "the signal whose noise level is estimated")
     if any(n < 2 for n in y.shape):
         raise ValueError(f"signal of shape {y.shape} is too small to estimate its noise level; "
                          "it needs at least 2 samples along each axis")
-    if not np.all(np.isfinite(y)):
-        raise ValueError("signal contains NaN or infinity; clean or mask those values first")
     if y.ndim == 1:
         n = y.size // 2 * 2
         detail = (y[1:n:2] - y[0:n:2]) / math.sqrt(2)
@@ -61,48 +62,74 @@ def estimate_noise_std(y) -> float:
     return float(np.median(np.abs(detail)) / MAD_GAUSSIAN)
 
 
+@dataclass(frozen=True)
+class FitContext:
+    """What a stop rule may know about the fit it watches (given once, to :meth:`StopRule.start`).
+
+    model : the model being fitted.
+    y : the target (measurements with an operator), in the model's dtype.
+    objective : the :class:`minidip.fitting.Objective` (it holds the operator, if any).
+    step_size : the step size (or Adam's learning rate).
+    optimizer : "gd" or "adam".
+    steps : the largest iteration the fit will reach.
+    clean : the clean reference, or None.
+    noise_std : the noise level sigma, resolved by fit (None when no rule asked for it).
+    """
+
+    model: object
+    y: np.ndarray
+    objective: object
+    step_size: float
+    optimizer: str
+    steps: int
+    clean: np.ndarray | None = None
+    noise_std: float | None = None
+
+    @property
+    def operator(self):
+        return self.objective.operator
+
+
 class StopRule:
     """Base class: return the last iterate, never stop early."""
 
     name = "none"
     keeps_best = False
+    #: Whether the rule needs the noise level (fit then resolves it into the context).
+    needs_noise_level = False
 
     def __init__(self):
         self.best_iteration = None
         self.info: dict = {}
 
-    def start(self, *, gen, y, step_size, clean=None, noise_std=None, steps=None):
-        """Called once before the first iterate.
-
-        y is the target, clean the reference if any, noise_std the noise level if known, steps
-        the largest iteration the fit will reach.
-        """
+    def start(self, context: FitContext):
+        """Called once before the first iterate."""
 
     def observe(self, iteration: int, output: np.ndarray, loss: float) -> bool:
         self.best_iteration = iteration
         return False
 
-    def _noise_level(self, y, noise_std):
-        """sigma: ``noise_std`` if given, else :func:`estimate_noise_std` of y; noted in info."""
-        estimated = noise_std is None
-        sigma = estimate_noise_std(y) if estimated else float(noise_std)
-        self.info.update(noise_std=sigma, noise_std_estimated=estimated)
-        return sigma
+    def triggered(self, chosen: int, last: int) -> bool:
+        """True if the rule decided: it stopped the fit or chose an iterate before the last one."""
+        return chosen < last
 
 
 Last = StopRule
 
 
 class Oracle(StopRule):
-    """Return the iterate of least l2 error to the clean signal (needs ``clean``)."""
+    """Return the iterate of least l2 error to the clean signal (needs ``clean``).
+
+    It decides (``triggered``) when the least error lies before the last iterate.
+    """
 
     name = "oracle"
     keeps_best = True
 
-    def start(self, *, gen, y, step_size, clean=None, noise_std=None, steps=None):
-        if clean is None:
+    def start(self, context):
+        if context.clean is None:
             raise ValueError("stop='oracle' needs the clean signal: pass clean=...")
-        self.clean = np.asarray(clean, np.float64)
+        self.clean = np.asarray(context.clean, np.float64)
         self.best_error = np.inf
 
     def observe(self, iteration, output, loss):
@@ -115,13 +142,14 @@ class Oracle(StopRule):
 
 
 class Discrepancy(StopRule):
-    """Morozov's discrepancy principle: stop at the first t with ||G_t - y||^2 <= kappa^2 N sigma^2.
+    """Morozov's discrepancy principle: stop at the first t with ||A G_t - y||^2 <= kappa^2 M sigma^2.
 
-    For y = x + z with white noise of std sigma, ||z||^2 ~ N sigma^2: once the fit is as close to
-    y as the noise is, fitting further can only reproduce noise.  Jahn and Jin (2024) prove that
-    this rule gives minimax-optimal rates for two-layer untrained convolutional generators
-    trained by gradient descent, for kappa > 1 as in the classical theory of iterative
-    regularization, where kappa > 1 guards against a worst-case noise bound.
+    M is the number of measurements (the size of y; N pixels when denoising).  For y = A x + z
+    with white noise of std sigma, ||z||^2 ~ M sigma^2: once the fit is as close to y as the
+    noise is, fitting further can only reproduce noise.  Jahn and Jin (2024) prove that this rule
+    gives minimax-optimal rates for two-layer untrained convolutional generators trained by
+    gradient descent, for kappa > 1 as in the classical theory of iterative regularization, where
+    kappa > 1 guards against a worst-case noise bound.
 
     Parameters
     ----------
@@ -132,7 +160,7 @@ class Discrepancy(StopRule):
         + tr S_t^2), which is below N sigma^2 at the optimum, so a larger kappa only stops
         earlier.  For white noise ||z||^2 / (N sigma^2) = 1 +- sqrt(2/N), so the margin kappa > 1
         buys little for large N.  Measured on the MRI slice, grace_hopper and membrane cases of
-        :func:`minidip.denoise.compare` (seeds 0-2), the loss against the oracle stop with sigma
+        the denoising comparison (seeds 0-2), the loss against the oracle stop with sigma
         known was 0.19 / 0.43 / 0.92 dB at kappa = 1, 0.84 / 0.74 / 1.20 dB at 1.05 and
         1.48 / 1.09 / 1.49 dB at 1.1; with sigma estimated (1-16% high on these real signals,
         whose finest scale holds some signal) 0.71 / 0.89 / 1.60, 1.48 / 1.31 / 1.95 and
@@ -140,32 +168,33 @@ class Discrepancy(StopRule):
 
     Notes
     -----
-    ``info``: "noise_std", "noise_std_estimated", "kappa", "threshold" (kappa^2 N sigma^2) and
-    "reached" (whether the threshold was met within the allowed steps; if not, the last
-    iterate is returned).
+    ``info``: "kappa", "threshold" (kappa^2 M sigma^2) and "reached" (whether the threshold was
+    met within the allowed steps; if not, the last iterate is returned and the rule did not
+    trigger).
     """
 
     name = "discrepancy"
+    needs_noise_level = True
     #: The default safety factor (see above for why 1).
     KAPPA = 1.0
 
     def __init__(self, kappa: float = KAPPA):
         super().__init__()
-        if not (np.isfinite(kappa) and kappa > 0):
-            raise ValueError(f"kappa must be a positive number, got {kappa!r}")
-        self.kappa = float(kappa)
+        self.kappa = _check.positive(kappa, "kappa")
 
-    def start(self, *, gen, y, step_size, clean=None, noise_std=None, steps=None):
-        sigma = self._noise_level(y, noise_std)
-        self.threshold = self.kappa**2 * np.size(y) * sigma**2
+    def start(self, context):
+        self.threshold = self.kappa**2 * np.size(context.y) * context.noise_std**2
         self.info.update(kappa=self.kappa, threshold=self.threshold, reached=False)
 
     def observe(self, iteration, output, loss):
         self.best_iteration = iteration
-        if 2 * loss <= self.threshold:             # loss = 1/2 ||G_t - y||^2 (E4)
+        if 2 * loss <= self.threshold:             # loss = 1/2 ||A G_t - y||^2 (E4, E21)
             self.info["reached"] = True
             return True
         return False
+
+    def triggered(self, chosen, last):
+        return self.info["reached"]
 
 
 class Spectral(StopRule):
@@ -173,33 +202,50 @@ class Spectral(StopRule):
 
     By E10 the residual G_t - y decays mode by mode from r_0 = G_0 - y, so E12 applies to the
     part of x not yet in G_0: |xhat_f - Ghat_0,f|^2 is estimated from the data as
-    max(|yhat_f - Ghat_0,f|^2 - sigma^2, 0) (:func:`minidip.spectral.optimal_stop` with
-    y - G_0).  tau* is computed at iteration 0 over 0..steps.
+    max(|yhat_f - Ghat_0,f|^2 - sigma^2, 0).  tau* is computed at iteration 0 over 0..steps from
+    the model's kernel eigenvalues (``model.kernel_eigenvalues()``, E9 for the two-layer
+    generator).  It predicts gradient descent in denoising: refused with Adam or an operator.
+    With sigma = 0 the predicted risk only falls and tau* is the last step.
 
     Notes
     -----
-    ``info``: "noise_std", "noise_std_estimated", "predicted_stop" (tau*).
+    ``info``: "predicted_stop" (tau*).  The rule triggers when tau* comes before the last step.
     """
 
     name = "spectral"
+    needs_noise_level = True
 
-    def start(self, *, gen, y, step_size, clean=None, noise_std=None, steps=None):
-        self.gen, self.y, self.step_size = gen, np.asarray(y, np.float64), step_size
-        if steps is None:
-            raise ValueError("the spectral stop rule needs the number of steps (pass steps=)")
-        self.steps = int(steps)
-        self.sigma = self._noise_level(y, noise_std)
+    def start(self, context):
+        if context.optimizer != "gd" or context.operator is not None:
+            raise ValueError("the spectral stop rule predicts gradient descent on a denoising "
+                             "loss (E10, E12); use it with optimizer='gd' and no operator, or "
+                             "choose another rule")
+        if not hasattr(context.model, "kernel_eigenvalues"):
+            raise ValueError(f"the spectral stop rule needs the kernel eigenvalues of the model; "
+                             f"{type(context.model).__name__} has none: choose another rule")
+        self.context = context
         self.target = None
 
     def observe(self, iteration, output, loss):
-        from . import spectral
         if self.target is None:
-            self.target = int(spectral.optimal_stop(
-                self.gen.taps, self.gen.shape, self.steps, self.step_size,
-                y=self.y - np.asarray(output, np.float64), sigma=self.sigma))
+            from .spectral import risk_from_eigenvalues
+            c = self.context
+            lam = c.model.kernel_eigenvalues()
+            if c.noise_std == 0:
+                self.target = c.steps
+            else:
+                residual = np.asarray(c.y, np.float64) - np.asarray(output, np.float64)
+                power = np.maximum(np.abs(np.fft.fftn(residual, norm="ortho")) ** 2
+                                   - c.noise_std**2, 0.0)
+                risk = risk_from_eigenvalues(lam, np.arange(c.steps + 1), c.step_size, power,
+                                             c.noise_std)
+                self.target = int(np.argmin(risk))
             self.info["predicted_stop"] = self.target
         self.best_iteration = iteration
         return iteration >= self.target
+
+    def triggered(self, chosen, last):
+        return self.target is not None and self.target < self.context.steps
 
 
 class Variance(StopRule):
@@ -222,7 +268,8 @@ class Variance(StopRule):
     Under plain gradient descent in the linearized regime (E10) every Fourier mode of G_t moves
     geometrically, so VAR(t) decreases monotonically and the rule returns the last iterate;
     it is meant for fits whose iterates fluctuate (e.g. adaptive optimizers, wide learning
-    rates).  ``info``: "window", "patience", "min_variance".
+    rates).  ``info``: "window", "patience", "min_variance".  The rule triggers when the patience
+    runs out within the allowed steps.
     """
 
     name = "variance"
@@ -230,12 +277,11 @@ class Variance(StopRule):
 
     def __init__(self, window: int = 20, patience: int = 50):
         super().__init__()
-        for label, value, least in (("window", window, 2), ("patience", patience, 1)):
-            if int(value) != value or value < least:
-                raise ValueError(f"{label} must be an integer >= {least}, got {value!r}")
-        self.window, self.patience = int(window), int(patience)
+        self.window = _check.positive_int(window, "window", minimum=2)
+        self.patience = _check.positive_int(patience, "patience")
+        self.stopped = False
 
-    def start(self, *, gen, y, step_size, clean=None, noise_std=None, steps=None):
+    def start(self, context):
         self.recent = collections.deque(maxlen=self.window)
         self.best_variance = np.inf
         self.info.update(window=self.window, patience=self.patience, min_variance=None)
@@ -250,7 +296,11 @@ class Variance(StopRule):
         if variance < self.best_variance:
             self.best_variance, self.best_iteration = variance, iteration
             self.info["min_variance"] = variance
-        return iteration - self.best_iteration >= self.patience
+        self.stopped = iteration - self.best_iteration >= self.patience
+        return self.stopped
+
+    def triggered(self, chosen, last):
+        return self.stopped
 
 
 RULES = {"oracle": Oracle, "discrepancy": Discrepancy, "spectral": Spectral,

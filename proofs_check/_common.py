@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from minidip.stopping import StopRule
 
 DEFAULT_OUT = Path("figures")
 
@@ -161,7 +160,7 @@ def make_generator(u, target, channels, init_scale, seed, init="iid", dtype=np.f
     with ``init="paired"`` G(C_0) = 0 and init_scale only sets how lazy the dynamics are.
     """
     import minidip as md
-    omega = md.init_std_for(u, target, ratio=init_scale)
+    omega = md.init_std_for(u, target, init_ratio=init_scale)
     return md.Generator(u, target.shape, channels, init_std=omega, seed=seed, dtype=dtype,
                         backend=backend, init=init)
 
@@ -205,29 +204,12 @@ def steps_to_fit(norms, fraction=0.9) -> float:
     return t - 1 + (a - np.log(level)) / (a - b)
 
 
-class Snapshots(StopRule):
-    """A stop rule that never stops and keeps copies of the outputs at chosen iterations."""
-
-    name = "snapshots"
-
-    def __init__(self, iterations):
-        super().__init__()
-        self.iterations = set(int(t) for t in iterations)
-        self.outputs = {}
-
-    def observe(self, iteration, output, loss):
-        self.best_iteration = iteration
-        if iteration in self.iterations:
-            self.outputs[iteration] = np.array(output, dtype=np.float64)
-        return False
-
-
 def fit_with_outputs(gen, y, steps, **kwargs):
     """md.fit that also returns the outputs G(C_tau) for tau = 0..steps, shape (steps+1, *y.shape)."""
     import minidip as md
-    snaps = Snapshots(range(steps + 1))
-    res = md.fit(gen, y, steps, stop=snaps, **kwargs)
-    return res, np.stack([snaps.outputs[t] for t in range(steps + 1)])
+    snaps = md.observers.Snapshots(range(steps + 1))
+    res = md.fit(gen, y, steps, observers=[snaps], **kwargs)
+    return res, snaps.stack()
 
 
 def prediction_deviation(gen, y, outputs, step_size) -> np.ndarray:

@@ -108,8 +108,8 @@ def measure(u, image, channels, init, init_scale, seed, steps, n_bands=N_BANDS,
     gen = common.make_generator(u, image, channels, init_scale, seed, init, dtype=dtype,
                                 backend=backend)
     taus = snapshot_iterations(steps)
-    snaps = common.Snapshots(taus)
-    res = md.fit(gen, image, steps, step_size=step_size, stop=snaps)
+    snaps = md.observers.Snapshots(taus)
+    res = md.fit(gen, image, steps, step_size=step_size, observers=[snaps])
     outputs = np.stack([snaps.outputs[t] for t in taus])
     measured = md.spectral.band_measure(outputs, image, n_bands)
     predicted = md.spectral.predicted_band_measure(u, image.shape, taus, n_bands, res.step_size)

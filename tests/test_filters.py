@@ -82,3 +82,35 @@ def test_as_taps_errors(bad, match):
 def test_constructor_errors(call):
     with pytest.raises(ValueError):
         call()
+
+
+# --------------------------------------------------------------------------------------------
+# Text specs
+
+@pytest.mark.parametrize("spec, ndim, expected", [
+    ("gaussian:1.2:7", 2, filters.gaussian(1.2, ndim=2, size=7)),
+    ("gaussian:2", 1, filters.gaussian(2.0)),
+    ("triangle:3", 2, filters.triangle(3, ndim=2)),
+    ("box:3", 1, filters.box(3)),
+    ("upsampling:linear", 2, filters.upsampling("linear", ndim=2)),
+    ("delta", 2, filters.delta(ndim=2)),
+    ("random:5:7", 1, filters.random(5, seed=7)),
+    ("random:5:0", 2, filters.random(5, seed=0, ndim=2)),
+])
+def test_parse_filter(spec, ndim, expected):
+    np.testing.assert_array_equal(filters.parse_filter(spec, ndim), expected)
+
+
+@pytest.mark.parametrize("spec, match", [
+    ("sobel", "unknown filter"), ("gaussian", "parameters"), ("gaussian:1:7:3", "parameters"),
+    ("gaussian:-1", "positive"), ("box:0", "positive"), ("box:x", "not a valid int"),
+    ("gaussian:1.2:6", "odd"), ("upsampling:weird", "unknown upsampling"), ("delta:3", "parameters"),
+])
+def test_parse_filter_errors(spec, match):
+    with pytest.raises(ValueError, match=match):
+        filters.parse_filter(spec, 2)
+
+
+def test_default_filter_is_a_valid_spec():
+    for ndim in (1, 2):
+        assert filters.parse_filter(filters.default_filter(ndim), ndim).ndim == ndim

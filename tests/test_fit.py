@@ -90,7 +90,7 @@ def test_divergence_names_iteration_and_keeps_history(monkeypatch):
     taps, shape, _, y = _problem(1)
     gen = md.Generator(taps, shape, 8, dtype=np.float64, backend="numpy")
     limit = fit_module.stable_step_limit(gen)
-    monkeypatch.setattr(fit_module, "stable_step_limit", lambda gen: 1e9)
+    monkeypatch.setattr(gen, "stable_step_limit", lambda operator=None: 1e9)
     with pytest.raises(md.FitDivergedError, match=r"diverged at iteration \d+") as info:
         md.fit(gen, y, steps=500, step_size=20 * limit)
     err = info.value

@@ -113,7 +113,8 @@ def test_default_init_gives_unit_rms_output():
     u = md.filters.gaussian(1.0)
     energies = []
     for seed in range(64):
-        gen = md.Generator(u, (256,), 64, seed=seed, dtype=np.float64, backend="numpy")
+        gen = md.Generator(u, (256,), 64, seed=seed, dtype=np.float64, backend="numpy",
+                           init="iid")
         energies.append(np.mean(gen.forward(gen.init_weights()) ** 2))
     # Neighbouring outputs are correlated, so allow several standard errors of an iid mean.
     assert np.mean(energies) == pytest.approx(1.0, abs=0.1)
@@ -122,10 +123,11 @@ def test_default_init_gives_unit_rms_output():
 def test_init_std_for_matches_target_norm():
     u = md.filters.gaussian(1.0)
     y = 3.0 * np.ones(128)
-    omega = md.init_std_for(u, y, ratio=0.5)
+    omega = md.init_std_for(u, y, init_ratio=0.5)
     norms = []
     for s in range(32):
-        gen = md.Generator(u, (128,), 64, init_std=omega, seed=s, dtype=np.float64, backend="numpy")
+        gen = md.Generator(u, (128,), 64, init_std=omega, seed=s, dtype=np.float64, backend="numpy",
+                           init="iid")
         norms.append(np.sum(gen.forward(gen.init_weights()) ** 2))
     assert np.sqrt(np.mean(norms)) == pytest.approx(0.5 * np.linalg.norm(y), rel=0.1)
 

@@ -210,7 +210,7 @@ def test_predicted_risk_equals_monte_carlo_and_tau_star_is_argmin():
     taus = [0, 2, 10, 50, 200]
     B = np.eye(n) - eta * Sigma
     Z = sigma * np.random.default_rng(5).standard_normal((draws, n))
-    risk = spectral.predicted_risk(u, (n,), taus, x=x, sigma=sigma)
+    risk = spectral.predicted_risk(u, (n,), taus, x=x, noise_std=sigma)
     for t, r in zip(taus, risk):
         P = np.linalg.matrix_power(B, t)
         err = -(P @ x) + Z @ (np.eye(n) - P).T                          # G_tau - x, G_0 = 0
@@ -224,9 +224,9 @@ def test_predicted_risk_equals_monte_carlo_and_tau_star_is_argmin():
         exact.append(np.sum((P @ x) ** 2) + sigma**2 * np.sum((np.eye(n) - P) ** 2))
         P = B @ P
     exact = np.array(exact)
-    full = spectral.predicted_risk(u, (n,), np.arange(max_steps + 1), x=x, sigma=sigma)
+    full = spectral.predicted_risk(u, (n,), np.arange(max_steps + 1), x=x, noise_std=sigma)
     assert np.allclose(full, exact, rtol=1e-9)
-    tau = spectral.optimal_stop(u, (n,), max_steps, x=x, sigma=sigma)
+    tau = spectral.optimal_stop(u, (n,), max_steps, x=x, noise_std=sigma)
     assert tau == int(np.argmin(exact)) and 0 < tau < max_steps
 
 
@@ -235,7 +235,7 @@ def test_predicted_risk_unitary_normalization_and_estimate_from_y():
     u = F.gaussian(1.5)
     x = md.data.bandlimited((n,), p=4, seed=3)
     # R(0) = ||x||^2 and, since every lambda_f > 0, R(tau) -> N sigma^2 (all noise fitted).
-    r = spectral.predicted_risk(u, (n,), [0, 100000], x=x, sigma=sigma)
+    r = spectral.predicted_risk(u, (n,), [0, 100000], x=x, noise_std=sigma)
     assert r[0] == pytest.approx(np.sum(x**2), rel=1e-12)
     assert r[1] == pytest.approx(n * sigma**2, rel=1e-9)
     # With y: |xhat_f|^2 is replaced by max(|yhat_f|^2 - sigma^2, 0), written out with the
@@ -246,10 +246,10 @@ def test_predicted_risk_unitary_normalization_and_estimate_from_y():
     power = np.maximum(np.abs(yhat) ** 2 - sigma**2, 0)
     x_est = (W.conj().T @ (np.sqrt(power) * np.exp(1j * np.angle(yhat)))).real
     taus = [0, 3, 30]
-    assert np.allclose(spectral.predicted_risk(u, (n,), taus, y=y, sigma=sigma),
-                       spectral.predicted_risk(u, (n,), taus, x=x_est, sigma=sigma), rtol=1e-10)
-    assert spectral.optimal_stop(u, (n,), 200, y=y, sigma=sigma) == int(np.argmin(
-        spectral.predicted_risk(u, (n,), np.arange(201), y=y, sigma=sigma)))
+    assert np.allclose(spectral.predicted_risk(u, (n,), taus, y=y, noise_std=sigma),
+                       spectral.predicted_risk(u, (n,), taus, x=x_est, noise_std=sigma), rtol=1e-10)
+    assert spectral.optimal_stop(u, (n,), 200, y=y, noise_std=sigma) == int(np.argmin(
+        spectral.predicted_risk(u, (n,), np.arange(201), y=y, noise_std=sigma)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -345,7 +345,8 @@ def test_init_covariance_matches_seeds(u, shape, k):
 
 
 def _init_output(u, shape, k, omega, seed):
-    gen = md.Generator(u, shape, k, init_std=omega, seed=seed, dtype=np.float64, backend="numpy")
+    gen = md.Generator(u, shape, k, init_std=omega, seed=seed, dtype=np.float64, backend="numpy",
+                       init="iid")
     return gen.forward(gen.init_weights()).ravel()
 
 
@@ -412,7 +413,7 @@ def lazy_deviation(k):
     rng = np.random.default_rng(12)
     y = md.data.bandlimited((LAZY_N,), p=6, seed=1) + 0.5 * rng.standard_normal(LAZY_N)
     backend = None                     # numba when available; it agrees with the NumPy reference
-    gen = md.Generator(u, (LAZY_N,), k, init_std=md.init_std_for(u, y, 1.0), seed=0,
+    gen = md.Generator(u, (LAZY_N,), k, init_std=md.init_std_for(u, y, 1.0), seed=0, init="iid",
                        dtype=np.float64, backend=backend)
     C0 = gen.init_weights()
     g0 = gen.forward(C0)
@@ -449,12 +450,20 @@ def test_filter_larger_than_grid():
 
 
 @pytest.mark.parametrize("sigma", [0, -1.0, np.nan, np.inf])
-def test_non_positive_sigma(sigma):
+def test_non_positive_noise_std(sigma):
     x = np.ones(16)
-    with pytest.raises(ValueError, match="sigma"):
-        spectral.predicted_risk(F.gaussian(1.0), (16,), [0, 1], x=x, sigma=sigma)
-    with pytest.raises(ValueError, match="sigma"):
-        spectral.optimal_stop(F.gaussian(1.0), (16,), 5, y=x, sigma=sigma)
+    with pytest.raises(ValueError, match="noise_std"):
+        spectral.predicted_risk(F.gaussian(1.0), (16,), [0, 1], x=x, noise_std=sigma)
+    with pytest.raises(ValueError, match="noise_std"):
+        spectral.optimal_stop(F.gaussian(1.0), (16,), 5, y=x, noise_std=sigma)
+
+
+def test_sigma_is_the_former_name_of_noise_std():
+    u, x = F.gaussian(1.0), np.cos(np.arange(16))
+    assert np.array_equal(spectral.predicted_risk(u, (16,), [0, 3], x=x, sigma=0.3),
+                          spectral.predicted_risk(u, (16,), [0, 3], x=x, noise_std=0.3))
+    with pytest.raises(ValueError, match="noise_std"):
+        spectral.optimal_stop(u, (16,), 5, x=x, noise_std=0.3, sigma=0.3)
 
 
 def test_step_size_out_of_range():
@@ -472,9 +481,9 @@ def test_other_bad_input():
     u, shape = F.gaussian(1.0), (16,)
     x = np.ones(16)
     with pytest.raises(ValueError, match="exactly one of x"):
-        spectral.predicted_risk(u, shape, [0], sigma=1.0)
+        spectral.predicted_risk(u, shape, [0], noise_std=1.0)
     with pytest.raises(ValueError, match="exactly one of x"):
-        spectral.predicted_risk(u, shape, [0], x=x, y=x, sigma=1.0)
+        spectral.predicted_risk(u, shape, [0], x=x, y=x, noise_std=1.0)
     with pytest.raises(ValueError, match="non-negative integers"):
         spectral.predict_residuals(u, shape, x, [1, -2])
     with pytest.raises(ValueError, match="non-negative integers"):
@@ -483,8 +492,8 @@ def test_other_bad_input():
         spectral.predict_residuals(u, shape, np.ones(15), [1])
     with pytest.raises(ValueError, match="NaN"):
         spectral.predict_residuals(u, shape, np.full(16, np.nan), [1])
-    with pytest.raises(ValueError, match="max_steps"):
-        spectral.optimal_stop(u, shape, -1, x=x, sigma=1.0)
+    with pytest.raises(ValueError, match="steps"):
+        spectral.optimal_stop(u, shape, -1, x=x, noise_std=1.0)
     with pytest.raises(ValueError, match="init_std"):
         spectral.init_covariance_row(u, shape, 0.0)
     with pytest.raises(ValueError, match="N = 4225"):

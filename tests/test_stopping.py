@@ -128,7 +128,7 @@ def test_variance_rule_finds_minimum_and_waits_patience():
     variance = _windowed_variance(outputs, window)
     expected = int(np.argmin(variance)) + window - 1
     rule = stopping.Variance(window=window, patience=patience)
-    rule.start(gen=None, y=None, step_size=1.0)
+    rule.start(None)
     for t, out in enumerate(outputs):
         if rule.observe(t, out, 0.0):
             break
