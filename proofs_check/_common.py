@@ -105,6 +105,13 @@ def loglog_slope(x, y) -> float:
     return float(np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)[0])
 
 
+def pick(config, full, default, full_config):
+    """The config a claim runs: the one given, else its FULL or DEFAULT instance."""
+    if config is not None:
+        return config
+    return full_config if full else default
+
+
 def timed(run):
     """Wrap a claim's run() so that its result records the wall time."""
     def wrapper(*args, **kwargs):

@@ -19,6 +19,8 @@ interpolating filter (they are 0.01-0.1), and the delta spectrum flat to 1e-12.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 import minidip as md
@@ -33,8 +35,7 @@ DENSE_CASES = {
     "triangle 2-D": (md.filters.triangle(2, ndim=2), (9, 8)),
     "random 2-D": (md.filters.random(3, seed=2, ndim=2), (7, 10)),
 }
-MONTE_CARLO = dict(filter=md.filters.gaussian(2.0), shape=(32,), channels=65536)
-DECAY_SHAPE = (128,)
+MC_FILTER = md.filters.gaussian(2.0)
 INTERPOLATING = {"gaussian": md.filters.gaussian(2.0), "triangle": md.filters.triangle(3),
                  "linear upsampling": md.filters.upsampling("linear"),
                  "nearest upsampling": md.filters.upsampling("nearest")}
@@ -43,7 +44,19 @@ MAX_MC_DISTANCE = 0.02
 MAX_HIGH_TO_PEAK = 0.5
 MAX_DELTA_SPREAD = 1e-12
 
-FULL = dict(channels=262144)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Sizes: the Monte-Carlo width and grid (b), and the grid of the spectra (c)."""
+
+    mc_channels: int = 65536
+    mc_shape: tuple = (32,)
+    decay_shape: tuple = (128,)
+
+
+DEFAULT = Config()
+FULL = Config(mc_channels=262144)
 
 
 def dense_sigma(u, shape) -> np.ndarray:
@@ -72,25 +85,25 @@ def high_to_peak(u, shape) -> float:
 
 
 @common.timed
-def run(out=common.DEFAULT_OUT, full=False, seed=0):
+def run(out=common.DEFAULT_OUT, full=False, seed=0, config=None):
+    c = common.pick(config, full, DEFAULT, FULL)
     errors = {name: eigenvalue_error(u, shape) for name, (u, shape) in DENSE_CASES.items()}
-    mc = MONTE_CARLO
-    channels = FULL["channels"] if full else mc["channels"]
-    gen = md.Generator(mc["filter"], mc["shape"], channels, seed=seed, dtype=np.float64,
-                       backend="numpy")
+    channels = c.mc_channels
+    gen = md.Generator(MC_FILTER, c.mc_shape, channels, seed=seed, dtype=np.float64,
+                       backend="numpy", init="iid")
     mc_distance = md.spectral.kernel_concentration(gen, gen.init_weights())
-    decay = {name: high_to_peak(u, DECAY_SHAPE) for name, u in INTERPOLATING.items()}
-    lam_delta = md.spectral.eigenvalues(md.filters.delta(), DECAY_SHAPE)
+    decay = {name: high_to_peak(u, c.decay_shape) for name, u in INTERPOLATING.items()}
+    lam_delta = md.spectral.eigenvalues(md.filters.delta(), c.decay_shape)
     delta_spread = float(np.max(np.abs(lam_delta - 0.5)))
 
     fig, axes = common.new_figure(2)
-    f = np.fft.fftshift(np.fft.fftfreq(DECAY_SHAPE[0]))
+    f = np.fft.fftshift(np.fft.fftfreq(c.decay_shape[0]))
     for name, u in list(INTERPOLATING.items()) + [("delta", md.filters.delta()),
                                                    ("random", md.filters.random(5, seed=1))]:
-        lam = md.spectral.eigenvalues(u, DECAY_SHAPE)
+        lam = md.spectral.eigenvalues(u, c.decay_shape)
         axes[0].semilogy(f, np.fft.fftshift(lam / lam.max()), label=name)
     axes[0].set(xlabel="frequency (cycles/sample)", ylabel="lambda_f / lambda_max",
-                title="dual-kernel spectra (E9), n = 128")
+                title=f"dual-kernel spectra (E9), n = {c.decay_shape[0]}")
     axes[0].legend(fontsize=7)
     u, shape = DENSE_CASES["random 2-D"]
     axes[1].plot(np.sort(np.linalg.eigvalsh(dense_sigma(u, shape)))[::-1], "o", ms=4,

@@ -15,6 +15,8 @@ the k = 64 value predicts about 0.01.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 import minidip as md
@@ -23,14 +25,22 @@ from proofs_check import _common as common
 CLAIM = "C2"
 STATEMENT = "||J_0 J_0^T - Sigma||_F / ||Sigma||_F falls like k^(-1/2)"
 
-SHAPE = (64,)
 FILTER = md.filters.gaussian(2.0)
-WIDTHS = (64, 256, 1024, 4096, 16384)
-SEEDS = 3
 SLOPE, SLOPE_TOLERANCE = -0.5, 0.1
 MAX_DISTANCE = 0.02
 
-FULL = dict(shape=(256,), filter=FILTER, widths=WIDTHS + (65536,), seeds=5)
+
+@dataclass(frozen=True)
+class Config:
+    """Grid, widths k and seeds averaged at each width."""
+
+    shape: tuple = (64,)
+    widths: tuple = (64, 256, 1024, 4096, 16384)
+    seeds: int = 3
+
+
+DEFAULT = Config()
+FULL = Config(shape=(256,), widths=DEFAULT.widths + (65536,), seeds=5)
 
 
 def measure(u, shape, widths, seeds, seed=0, init="iid"):
@@ -47,11 +57,9 @@ def measure(u, shape, widths, seeds, seed=0, init="iid"):
 
 
 @common.timed
-def run(out=common.DEFAULT_OUT, full=False, seed=0):
-    if full:
-        u, shape, widths, seeds = FULL["filter"], FULL["shape"], FULL["widths"], FULL["seeds"]
-    else:
-        u, shape, widths, seeds = FILTER, SHAPE, WIDTHS, SEEDS
+def run(out=common.DEFAULT_OUT, full=False, seed=0, config=None):
+    c = common.pick(config, full, DEFAULT, FULL)
+    u, shape, widths, seeds = FILTER, c.shape, c.widths, c.seeds
     distance = measure(u, shape, widths, seeds, seed)
     values = np.array([distance[k] for k in widths])
     slope = common.loglog_slope(widths, values)

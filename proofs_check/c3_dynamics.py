@@ -18,6 +18,8 @@ only holds qualitatively.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 import minidip as md
@@ -26,17 +28,25 @@ from proofs_check import _common as common
 CLAIM = "C3"
 STATEMENT = "the gradient-descent trajectory follows the linearized prediction (E10) as k grows"
 
-N = 128
 FILTER = md.filters.gaussian(2.0)
 SIGNAL_MODES = 6
 NOISE_STD = 0.5
-WIDTHS = (256, 1024, 4096)
 INIT, LAZY_SCALE, SMALL_SCALE = "iid", 1.0, 0.1
-STEPS = 300
 MAX_SLOPE = -0.3
 MAX_DEVIATION = 0.05
 
-FULL = dict(n=1024, widths=(512, 2048, 8192, 32768), steps=1000)
+
+@dataclass(frozen=True)
+class Config:
+    """Signal length, widths k and gradient steps."""
+
+    n: int = 128
+    widths: tuple = (256, 1024, 4096)
+    steps: int = 300
+
+
+DEFAULT = Config()
+FULL = Config(n=1024, widths=(512, 2048, 8192, 32768), steps=1000)
 
 
 def measure(u, y, widths, init, init_scale, seed, steps):
@@ -50,9 +60,9 @@ def measure(u, y, widths, init, init_scale, seed, steps):
 
 
 @common.timed
-def run(out=common.DEFAULT_OUT, full=False, seed=0):
-    n, widths, steps = (FULL["n"], FULL["widths"], FULL["steps"]) if full \
-        else (N, WIDTHS, STEPS)
+def run(out=common.DEFAULT_OUT, full=False, seed=0, config=None):
+    c = common.pick(config, full, DEFAULT, FULL)
+    n, widths, steps = c.n, c.widths, c.steps
     rng = np.random.default_rng(seed + 1)
     y = md.data.bandlimited((n,), p=SIGNAL_MODES, seed=seed) + NOISE_STD * rng.standard_normal(n)
     lazy = measure(FILTER, y, widths, INIT, LAZY_SCALE, seed, steps)

@@ -23,6 +23,8 @@ kernel without the arccos part of E8 would predict a ratio off by orders of magn
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 import minidip as md
@@ -31,19 +33,27 @@ from proofs_check import _common as common
 CLAIM = "C4"
 STATEMENT = "a low-frequency signal is fitted much faster than noise of the same norm (E10)"
 
-N = 256
 FILTER = md.filters.gaussian(2.0)
 SIGNAL_MODES = 6                    # the signal: 6 Fourier modes of lowest frequency
-CHANNELS = 2048
 INIT = "paired"                     # G(C_0) = 0, as in the theorem ...
 INIT_SCALE = 10.0                   # ... with init_std 10x the scale where ||G|| ~ ||target||: lazy
 STEP_FRACTION = 0.25                # step size = STEP_FRACTION / lambda_max
-STEPS = 1000
 FRACTION = 0.9
 MIN_RATIO = 10.0
 MAX_LOG_MISMATCH = float(np.log(1.25))
 
-FULL = dict(n=4096, channels=8192, steps=1000)
+
+@dataclass(frozen=True)
+class Config:
+    """Signal length, width k and gradient steps."""
+
+    n: int = 256
+    channels: int = 2048
+    steps: int = 1000
+
+
+DEFAULT = Config()
+FULL = Config(n=4096, channels=8192, steps=1000)
 
 
 def measure(u, signal, noise, channels, init, init_scale, seed, steps, step_size=None,
@@ -65,9 +75,9 @@ def measure(u, signal, noise, channels, init, init_scale, seed, steps, step_size
 
 
 @common.timed
-def run(out=common.DEFAULT_OUT, full=False, seed=0):
-    n, channels, steps = (FULL["n"], FULL["channels"], FULL["steps"]) if full \
-        else (N, CHANNELS, STEPS)
+def run(out=common.DEFAULT_OUT, full=False, seed=0, config=None):
+    c = common.pick(config, full, DEFAULT, FULL)
+    n, channels, steps = c.n, c.channels, c.steps
     signal, noise = common.signal_and_noise((n,), SIGNAL_MODES, seed)
     eta = STEP_FRACTION / md.spectral.eigenvalues(FILTER, (n,)).max()
     m = measure(FILTER, signal, noise, channels, INIT, INIT_SCALE, seed, steps, step_size=eta)

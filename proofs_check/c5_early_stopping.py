@@ -21,6 +21,8 @@ of iterations (at the default the best iterate is the first or second).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 import minidip as md
@@ -29,20 +31,29 @@ from proofs_check import _common as common
 CLAIM = "C5"
 STATEMENT = "early-stopped gradient descent denoises; bound E11 holds; tau* of E12 is accurate"
 
-N = 256
 FILTER = md.filters.gaussian(2.0)
 SIGNAL_MODES = 15                   # x in the span of the top 15 modes (E11)
 NOISE_STD = 1.0                     # unit-RMS x, so ||z|| ~ ||x||
-WIDTHS = (512, 2048, 8192)
 INIT, INIT_SCALE = "paired", 10.0
 STEP_FRACTION = 0.1                 # step size = STEP_FRACTION / lambda_max
-STEPS = 300
 MAX_EPS = 0.05
 MAX_SLOPE = -0.3
 MAX_ERROR_TO_NOISE = 0.5
 MAX_TAU_STAR_EXCESS = 1.1
 
-FULL = dict(n=4096, widths=(1024, 4096, 16384), steps=1000)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Signal length, widths k and gradient steps."""
+
+    n: int = 256
+    widths: tuple = (512, 2048, 8192)
+    steps: int = 300
+
+
+DEFAULT = Config()
+FULL = Config(n=4096, widths=(1024, 4096, 16384), steps=1000)
 
 
 def top_mode_signal(u, shape, p, seed) -> np.ndarray:
@@ -79,9 +90,9 @@ def measure(u, x, z, widths, init, init_scale, seed, steps, step_size=None, p=No
 
 
 @common.timed
-def run(out=common.DEFAULT_OUT, full=False, seed=0):
-    n, widths, steps = (FULL["n"], FULL["widths"], FULL["steps"]) if full \
-        else (N, WIDTHS, STEPS)
+def run(out=common.DEFAULT_OUT, full=False, seed=0, config=None):
+    c = common.pick(config, full, DEFAULT, FULL)
+    n, widths, steps = c.n, c.widths, c.steps
     shape = (n,)
     x = top_mode_signal(FILTER, shape, SIGNAL_MODES, seed)
     z = NOISE_STD * np.random.default_rng(seed + 1).standard_normal(shape)

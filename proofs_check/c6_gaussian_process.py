@@ -6,8 +6,8 @@ zero (the signs of v are balanced) and the stationary covariance c(i - l) of E13
 covariance is exact at every width k (the channels are independent and sum_j v_j^2 = 1); the
 width only makes the process Gaussian, by the central limit theorem over channels.
 
-We draw C_0 = Generator(u, shape, k, seed=s).init_weights() for S independent seeds s (iid
-init, E6), compute G(C_0) for all of them at once by FFT (the batched E3, equal to
+We draw C_0 = Generator(u, shape, k, seed=s, init="iid").init_weights() for S independent seeds
+s (iid init, E6), compute G(C_0) for all of them at once by FFT (the batched E3, equal to
 Generator.forward to rounding), and estimate from the S outputs
   - the mean at every grid point, G_bar_i,
   - the power spectrum P_hat(f) = 1/(S-1) sum_s |DFT(G_s - G_bar)_f|^2 (unitary DFT), the
@@ -43,6 +43,8 @@ E[ReLU]^2 not subtracted) would miss by 56 and 247 standard errors at lag 0.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.stats import norm
 
@@ -53,24 +55,38 @@ from proofs_check import _common as common
 CLAIM = "C6"
 STATEMENT = "over independent seeds, G(C_0) has mean 0 and the covariance of E13"
 
-CASES = {
-    "1-D": dict(u=md.filters.gaussian(2.0), shape=(64,)),
+FILTERS = {
+    "1-D": md.filters.gaussian(2.0),
     # 3 x 5 signed taps: not symmetric, not separable, not square
-    "2-D": dict(u=md.filters.random(5, seed=1, ndim=2)[1:4], shape=(16, 24)),
+    "2-D": md.filters.random(5, seed=1, ndim=2)[1:4],
 }
-CHANNELS = 16                       # E13 holds at every k; k only sets how Gaussian G is
-SEEDS = 2000
 ALPHA = 1e-3                        # false-alarm probability of each check under the theory
 CHUNK = 2**22                       # grid values of C_0 drawn and transformed at a time
 
-FULL = dict(seeds=10000, channels=32,
-            shapes={"1-D": (256,), "2-D": (32, 48)})
+
+
+@dataclass(frozen=True)
+class Config:
+    """Number of seeds S, width k (E13 holds at every k; k only sets how Gaussian G is), grids."""
+
+    seeds: int = 2000
+    channels: int = 16
+    shape_1d: tuple = (64,)
+    shape_2d: tuple = (16, 24)
+
+    @property
+    def shapes(self) -> dict:
+        return {"1-D": self.shape_1d, "2-D": self.shape_2d}
+
+
+DEFAULT = Config()
+FULL = Config(seeds=10000, channels=32, shape_1d=(256,), shape_2d=(32, 48))
 
 
 def sample_outputs(u, shape, channels, init_std, seeds, chunk=CHUNK):
     """Yield G(C_0) for the seeds, a batch (len(batch), *shape) at a time (E6, E3).
 
-    C_0 is ``Generator(u, shape, channels, init_std, seed=s).init_weights()`` (iid init) for
+    C_0 is ``Generator(u, shape, channels, init_std, seed=s, init="iid").init_weights()`` for
     each seed s; G(C_0) = sum_j v_j ReLU(U c_j) with U c_j computed by FFT on the periodic grid.
     """
     shape = tuple(shape)
@@ -82,7 +98,7 @@ def sample_outputs(u, shape, channels, init_std, seeds, chunk=CHUNK):
     per_batch = max(1, chunk // (channels * int(np.prod(shape))))
     for start in range(0, len(seeds), per_batch):
         C = np.stack([md.Generator(u, shape, channels, init_std=init_std, seed=s,
-                                   dtype=np.float64, backend="numpy").init_weights()
+                                   dtype=np.float64, backend="numpy", init="iid").init_weights()
                       for s in seeds[start:start + per_batch]], axis=1)    # (k, batch, *shape)
         h = np.fft.irfftn(np.fft.rfftn(C, axes=axes) * filt, s=shape, axes=axes)
         yield np.tensordot(v, np.maximum(h, 0.0), axes=1)
@@ -168,16 +184,11 @@ def _centred(row):
 
 
 @common.timed
-def run(out=common.DEFAULT_OUT, full=False, seed=0, seeds=None, channels=None, shapes=None):
-    """Run C6; ``seeds``, ``channels`` and ``shapes`` (a dict per case) override the sizes."""
-    size = FULL if full else dict(seeds=SEEDS, channels=CHANNELS,
-                                  shapes={name: case["shape"] for name, case in CASES.items()})
-    seeds = size["seeds"] if seeds is None else seeds
-    channels = size["channels"] if channels is None else channels
-    shapes = size["shapes"] if shapes is None else shapes
-    results = {name: measure(case["u"], shapes[name], channels, seeds,
-                             first_seed=seed * seeds)
-               for name, case in CASES.items()}
+def run(out=common.DEFAULT_OUT, full=False, seed=0, config=None):
+    c = common.pick(config, full, DEFAULT, FULL)
+    seeds, channels, shapes = c.seeds, c.channels, c.shapes
+    results = {name: measure(u, shapes[name], channels, seeds, first_seed=seed * seeds)
+               for name, u in FILTERS.items()}
 
     fig, axes = common.new_figure(3, width=4.3)
     one, two = results["1-D"], results["2-D"]
@@ -191,7 +202,7 @@ def run(out=common.DEFAULT_OUT, full=False, seed=0, seeds=None, channels=None, s
     axes[0].set(xlim=(-16, 16), xlabel="lag d", ylabel="Cov[G_i, G_i+d]",
                 title=f"1-D, Gaussian filter, n={shapes['1-D'][0]}")
     axes[0].legend(fontsize=8)
-    overlap = md.spectral.autocorrelation(CASES["2-D"]["u"], shapes["2-D"]) != 0
+    overlap = md.spectral.autocorrelation(FILTERS["2-D"], shapes["2-D"]) != 0
     order = np.argsort(-two["row_pred"][overlap])
     index = np.arange(order.size)
     axes[1].plot(index, two["row_pred"][overlap][order], "o", mfc="none", color="C3",

@@ -51,6 +51,8 @@ block-averaged 64 x 64 one, so at k = 1024 its floor is 0.5-0.65 and check (b) f
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 import minidip as md
@@ -59,20 +61,30 @@ from proofs_check import _common as common
 CLAIM = "C7"
 STATEMENT = "an image's frequency bands are fitted in order of frequency, at the rates of E10"
 
-DOWNSAMPLE = 4                      # md.data.mri(4): 64 x 64
 FILTER = md.filters.gaussian(1.0, ndim=2)
-CHANNELS = 256
 INIT = "paired"                     # G(C_0) = 0, as E14 assumes ...
 INIT_SCALE = 10.0                   # ... and lazy (see C4)
 DTYPE = np.float32
-STEPS = 300                         # every band of this filter is > 95% fitted by then
 SNAPSHOTS = 40                      # log-spaced iterations kept
 N_BANDS = 5
 RISE_LEVEL = 0.9
 HALF = 0.5                          # (b) compares where P_b >= HALF
 MAX_DEVIATION = 0.1
 
-FULL = dict(downsample=1, channels=2048, steps=STEPS)    # about 150 s of CPU time
+
+
+@dataclass(frozen=True)
+class Config:
+    """MRI block size (4: 64 x 64), width k, gradient steps (every band of this filter is
+    > 95% fitted after 300)."""
+
+    downsample: int = 4
+    channels: int = 256
+    steps: int = 300
+
+
+DEFAULT = Config()
+FULL = Config(downsample=1, channels=2048)          # about 150 s of CPU time
 
 
 def snapshot_iterations(steps, count=SNAPSHOTS) -> np.ndarray:
@@ -126,13 +138,9 @@ def measure(u, image, channels, init, init_scale, seed, steps, n_bands=N_BANDS,
 
 
 @common.timed
-def run(out=common.DEFAULT_OUT, full=False, seed=0, channels=None, steps=None,
-        downsample=None):
-    """Run C7; ``channels``, ``steps`` and ``downsample`` (of the MRI slice) override the sizes."""
-    size = FULL if full else dict(downsample=DOWNSAMPLE, channels=CHANNELS, steps=STEPS)
-    downsample = size["downsample"] if downsample is None else downsample
-    channels = size["channels"] if channels is None else channels
-    steps = size["steps"] if steps is None else steps
+def run(out=common.DEFAULT_OUT, full=False, seed=0, config=None):
+    c = common.pick(config, full, DEFAULT, FULL)
+    downsample, channels, steps = c.downsample, c.channels, c.steps
     image = md.data.mri(downsample=downsample)
     m = measure(FILTER, image, channels, INIT, INIT_SCALE, seed, steps)
 

@@ -22,6 +22,8 @@ steps (at 1/lambda_max it fits every mode in one step).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 import minidip as md
@@ -31,20 +33,29 @@ from proofs_check.c4_structure_first import measure as measure_speeds
 CLAIM = "C8"
 STATEMENT = "with a delta or random filter signal and noise are fitted alike; no denoising gain"
 
-N = 128
 FILTERS = {"delta": md.filters.delta(), "random": md.filters.random(5, seed=0),
            "gaussian": md.filters.gaussian(2.0)}
 NON_INTERPOLATING = ("delta", "random")
 SIGNAL_MODES = 6
-CHANNELS = 1024
 INIT, INIT_SCALE = "paired", 10.0   # G(C_0) = 0, lazy (see C4)
 STEP_FRACTION = 0.5                 # step size = STEP_FRACTION / lambda_max
-STEPS = 400
 MAX_LOG_RATIO = float(np.log(3.0))
 MAX_GAIN_DB = 1.0
 MIN_CONTRAST_GAIN_DB = 3.0
 
-FULL = dict(n=1024, channels=8192, steps=800)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Signal length, width k and gradient steps."""
+
+    n: int = 128
+    channels: int = 1024
+    steps: int = 400
+
+
+DEFAULT = Config()
+FULL = Config(n=1024, channels=8192, steps=800)
 
 
 def shrinkage_error(x, y) -> float:
@@ -62,9 +73,9 @@ def denoising_gain_db(u, x, z, channels, init, init_scale, seed, steps, step_siz
 
 
 @common.timed
-def run(out=common.DEFAULT_OUT, full=False, seed=0):
-    n, channels, steps = (FULL["n"], FULL["channels"], FULL["steps"]) if full \
-        else (N, CHANNELS, STEPS)
+def run(out=common.DEFAULT_OUT, full=False, seed=0, config=None):
+    c = common.pick(config, full, DEFAULT, FULL)
+    n, channels, steps = c.n, c.channels, c.steps
     x, z = common.signal_and_noise((n,), SIGNAL_MODES, seed)
     rows, curves = {}, {}
     for name, u in FILTERS.items():

@@ -70,22 +70,26 @@ class Var:
                 parent.grad = parent.grad + vjp(node.grad)
 
 
-def generator_autograd(taps, C, y):
+def generator_autograd(taps, C, y, A=None):
     """Forward, loss and gradient of E3-E5 by autograd on dense matrices.
 
-    Returns (output, loss, grad) in float64, output and grad in the shapes of y and C.
+    With a dense measurement matrix ``A`` (M x N) the loss is 1/2 ||A G - y||^2 (E21) and y has
+    M entries.  Returns (output, loss, grad) in float64, output and grad in the shapes of the
+    grid and C.
     """
     C = np.asarray(C, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     k = C.shape[0]
-    U = dense_conv_matrix(taps, y.shape)
+    shape = C.shape[1:]
+    U = dense_conv_matrix(taps, shape)
     channels = [Var(c.ravel()) for c in C]
     output = None
     for j, c in enumerate(channels):
         v_j = (-1.0 if j < k // 2 else 1.0) / np.sqrt(k)
         term = c.matvec(U).relu().scale(v_j)
         output = term if output is None else output + term
-    loss = (output - Var(y.ravel())).half_sum_of_squares()
+    measured = output if A is None else output.matvec(np.asarray(A, dtype=np.float64))
+    loss = (measured - Var(y.ravel())).half_sum_of_squares()
     loss.backward()
     grad = np.stack([c.grad for c in channels]).reshape(C.shape)
-    return output.value.reshape(y.shape), float(loss.value), grad
+    return output.value.reshape(shape), float(loss.value), grad

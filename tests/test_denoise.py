@@ -71,3 +71,20 @@ def test_acceptance_mri(seed):
     assert psnr["estimated"] >= psnr["noisy"] + 3.5
     assert psnr["known"] >= psnr["oracle"] - 1
     assert psnr["estimated"] >= psnr["oracle"] - 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 3])     # 3: the closest to the bounds among seeds 0..4
+def test_plain_library_path_denoises(seed):
+    """A new user's first call: md.Generator with its defaults, md.fit with the discrepancy rule,
+    on the MRI slice (128x128 in [0, 1], noise 0.1, 7x7 Gaussian std 1.2, k = 128, 300 steps):
+    >= 5 dB with sigma known, >= 4.5 dB with sigma estimated."""
+    x = md.data.mri(downsample=2)
+    y = x + 0.1 * np.random.default_rng(seed).standard_normal(x.shape)
+    gen = md.Generator(md.filters.gaussian(1.2, ndim=2, size=7), shape=x.shape, channels=128,
+                       seed=seed)
+    noisy = md.metrics.psnr(y, x, data_range=1.0)
+    for noise_std, gain in ((0.1, 5.0), (None, 4.5)):
+        res = md.fit(gen, y, steps=300, stop="discrepancy", noise_std=noise_std)
+        assert res.info["triggered"]
+        assert md.metrics.psnr(res.output, x, data_range=1.0) >= noisy + gain

@@ -121,3 +121,244 @@ def test_non_finite_target():
     y[3] = np.inf
     with pytest.raises(ValueError, match="NaN or infinity"):
         md.fit(gen, y, steps=3)
+
+
+# --------------------------------------------------------------------------------------------
+# Adam, observers, forward operators, the protocol for other models.
+
+def _adam_reference(taps, C, y, steps, lr, betas=(0.9, 0.999), eps=1e-8, A=None):
+    """Adam as in Kingma and Ba's Algorithm 1, on the dense autograd's gradients."""
+    m, v, losses = np.zeros_like(C), np.zeros_like(C), []
+    for t in range(steps + 1):
+        _, loss, g = generator_autograd(taps, C, y, A)
+        losses.append(loss)
+        if t == steps:
+            break
+        m = betas[0] * m + (1 - betas[0]) * g
+        v = betas[1] * v + (1 - betas[1]) * g**2
+        m_hat, v_hat = m / (1 - betas[0] ** (t + 1)), v / (1 - betas[1] ** (t + 1))
+        C = C - lr * m_hat / (np.sqrt(v_hat) + eps)
+    return np.array(losses), C
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_adam_equals_the_reference_algorithm(backend):
+    taps, shape, _, y = _problem(2, seed=1)
+    gen = md.Generator(taps, shape, 6, dtype=np.float64, backend=backend, init="iid")
+    res = md.fit(gen, y, steps=30, optimizer="adam", step_size=0.05)
+    losses, C = _adam_reference(taps, gen.init_weights(), y, 30, 0.05)
+    np.testing.assert_allclose(res.history["loss"], losses, rtol=1e-9)
+    np.testing.assert_allclose(res.weights, C, rtol=1e-9, atol=1e-12)
+    assert res.step_size == 0.05 and res.info["optimizer"] == "adam"
+    default = md.fit(gen, y, steps=1, optimizer="adam")
+    assert default.step_size == md.fitting.ADAM_STEP_SIZE
+
+
+def test_adam_against_torch():
+    torch = pytest.importorskip("torch")
+    taps, shape, _, y = _problem(1, seed=2)
+    gen = md.Generator(taps, shape, 8, dtype=np.float64, backend="numpy", init="iid")
+    res = md.fit(gen, y, steps=20, optimizer="adam", step_size=0.03)
+    U = torch.tensor(dense_conv_matrix(taps, shape))
+    v = torch.tensor(gen.v)
+    C = torch.tensor(gen.init_weights().reshape(8, -1), requires_grad=True)
+    opt = torch.optim.Adam([C], lr=0.03)
+    target = torch.tensor(y.ravel())
+    losses = []
+    for t in range(21):
+        opt.zero_grad()
+        out = v @ torch.relu(C @ U.T)
+        loss = 0.5 * torch.sum((out - target) ** 2)
+        losses.append(loss.item())
+        loss.backward()
+        if t < 20:
+            opt.step()
+    np.testing.assert_allclose(res.history["loss"], losses, rtol=1e-9)
+
+
+class _Recorder:
+    def __init__(self):
+        self.seen = []
+
+    def __call__(self, it):
+        self.seen.append((it.iteration, np.array(it.output), it.loss, it.weights.copy()))
+
+
+def test_observers_see_every_iterate():
+    taps, shape, x, y = _problem(1, seed=4)
+    gen = md.Generator(taps, shape, 8, dtype=np.float64, backend="numpy")
+    a, b = _Recorder(), _Recorder()
+    res = md.fit(gen, y, steps=12, clean=x, record_every=5, observers=[a, b])
+    assert [t for t, *_ in a.seen] == list(range(13)) == [t for t, *_ in b.seen]
+    full = md.fit(gen, y, steps=12)
+    np.testing.assert_array_equal([loss for _, _, loss, _ in a.seen], full.history["loss"])
+    for t, output, _, weights in a.seen:
+        np.testing.assert_allclose(output, gen.forward(weights), rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(a.seen[-1][3], res.weights)
+    snaps = md.observers.Snapshots([0, 7], weights=True)
+    md.fit(gen, y, steps=12, observers=[snaps])
+    np.testing.assert_array_equal(snaps.outputs[7], a.seen[7][1])
+    np.testing.assert_array_equal(snaps.weights[7], a.seen[7][3])
+
+
+class _MaskOperator:
+    """A mask as a dense test operator: keeps the listed grid points (measurement vector)."""
+
+    def __init__(self, shape, keep):
+        self.input_shape, self.keep = shape, np.asarray(keep)
+        self.output_shape = (self.keep.size,)
+        self.matrix = np.eye(int(np.prod(shape)))[self.keep]
+
+    def forward(self, x):
+        return x.reshape(-1)[self.keep]
+
+    def adjoint(self, r):
+        out = np.zeros(int(np.prod(self.input_shape)))
+        out[self.keep] = r
+        return out.reshape(self.input_shape)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("optimizer", ["gd", "adam"])
+def test_operator_fit_equals_reference(backend, optimizer):
+    taps, shape, x, _ = _problem(2, seed=5)
+    keep = np.flatnonzero(np.random.default_rng(6).random(int(np.prod(shape))) < 0.6)
+    A = _MaskOperator(shape, keep)
+    y = A.forward(x) + 0.05 * np.random.default_rng(7).standard_normal(keep.size)
+    gen = md.Generator(taps, shape, 6, dtype=np.float64, backend=backend, init="iid")
+    eta = 0.3
+    res = md.fit(gen, y, steps=15, step_size=eta, operator=A, optimizer=optimizer, clean=x)
+    if optimizer == "adam":
+        losses, C = _adam_reference(taps, gen.init_weights(), y, 15, eta, A=A.matrix)
+    else:
+        C, losses = gen.init_weights(), []
+        for t in range(16):
+            _, loss, grad = generator_autograd(taps, C, y, A.matrix)
+            losses.append(loss)
+            C = C - eta * grad if t < 15 else C
+    np.testing.assert_allclose(res.history["loss"], losses, rtol=1e-9)
+    np.testing.assert_allclose(res.weights, C, rtol=1e-9, atol=1e-12)
+    # The history's error is in image space, against the clean image.
+    assert res.history["error"][-1] == pytest.approx(np.linalg.norm(gen.forward(C) - x))
+
+
+def test_operator_shapes_are_checked():
+    taps, shape, x, _ = _problem(1)
+    gen = md.Generator(taps, shape, 4, backend="numpy")
+    A = _MaskOperator((len(x) + 1,), [0, 1])
+    with pytest.raises(ValueError, match="operator takes inputs of shape"):
+        md.fit(gen, np.zeros(2), 3, step_size=0.1, operator=A)
+    A = _MaskOperator(shape, [0, 1, 2])
+    with pytest.raises(ValueError, match="measurements y has shape"):
+        md.fit(gen, np.zeros(5), 3, step_size=0.1, operator=A)
+    with pytest.raises(ValueError, match="cannot be estimated"):
+        md.fit(gen, np.zeros(3), 3, step_size=0.1, operator=A, stop="discrepancy")
+
+
+class _LinearModel:
+    """G(W) = M w: the smallest model with fit's protocol and no fused stepper."""
+
+    def __init__(self, M, limit=True):
+        self.M, self.limit = M, limit
+        self.output_shape = (M.shape[0],)
+        self.dtype = np.dtype(np.float64)
+
+    def init_weights(self):
+        return {"w": np.zeros(self.M.shape[1])}
+
+    def check_weights(self, W):
+        return {"w": np.asarray(W["w"], np.float64)}
+
+    def check_target(self, y):
+        return np.asarray(y, np.float64)
+
+    def forward(self, W):
+        return self.M @ W["w"]
+
+    def objective_grad(self, W, objective):
+        output = self.forward(W)
+        loss, r = objective(output)
+        return loss, {"w": self.M.T @ r}, output
+
+    def loss_and_grad(self, W, y):
+        loss, grads, _ = self.objective_grad(W, md.fitting.Objective(y))
+        return loss, grads
+
+    def stable_step_limit(self, operator=None):
+        return 2 / np.linalg.norm(self.M, 2) ** 2 if self.limit else None
+
+
+def test_another_model_uses_the_same_fit():
+    rng = np.random.default_rng(8)
+    M, y = rng.standard_normal((7, 5)), rng.standard_normal(7)
+    res = md.fit(_LinearModel(M), y, steps=40)
+    eta, w = 1 / np.linalg.norm(M, 2) ** 2, np.zeros(5)        # default: half the limit
+    for _ in range(40):
+        w = w - eta * M.T @ (M @ w - y)
+    np.testing.assert_allclose(res.weights["w"], w, rtol=1e-12)
+    assert res.step_size == pytest.approx(eta)
+    with pytest.raises(ValueError, match="no closed-form stable step size"):
+        md.fit(_LinearModel(M, limit=False), y, steps=3)
+    assert md.fit(_LinearModel(M, limit=False), y, steps=3, step_size=0.01).step_size == 0.01
+
+
+# --------------------------------------------------------------------------------------------
+# triggered: whether the stop rule decided.
+
+def test_triggered_for_each_rule():
+    taps, shape, x, y = _problem(1, seed=3)
+    gen = md.Generator(md.filters.gaussian(1.5), shape, 64, dtype=np.float64, backend="numpy")
+    assert md.fit(gen, y, 5).info["triggered"] is False
+    assert md.fit(gen, y, 200, clean=x, stop="oracle").info["triggered"] is True
+    assert md.fit(gen, y, 1, clean=x, stop="oracle").info["triggered"] is False
+    assert md.fit(gen, y, 200, stop="discrepancy", noise_std=0.3).info["triggered"] is True
+    late = md.fit(gen, y, 200, stop="discrepancy", noise_std=1e-3)
+    assert late.info["triggered"] is False and late.stopped_at == 200
+    spectral = md.fit(gen, y, 200, stop="spectral", noise_std=0.3)
+    assert spectral.info["triggered"] is (spectral.info["predicted_stop"] < 200)
+    assert md.fit(gen, y, 2, stop="spectral", noise_std=0.3).info["triggered"] is False
+
+
+def test_noise_level_is_resolved_once(monkeypatch):
+    taps, shape, x, y = _problem(1, seed=3)
+    gen = md.Generator(md.filters.gaussian(1.5), shape, 8, dtype=np.float64, backend="numpy")
+    calls = []
+    real = md.stopping.estimate_noise_std
+    monkeypatch.setattr(md.stopping, "estimate_noise_std", lambda s: calls.append(1) or real(s))
+    res = md.fit(gen, y, 50, stop="discrepancy")
+    assert len(calls) == 1 and res.info["noise_std"] == pytest.approx(real(y))
+    assert res.info["noise_std_estimated"] is True
+    md.fit(gen, y, 5, stop="oracle", clean=x)
+    assert len(calls) == 1                      # the oracle needs no noise level
+
+
+def test_spectral_rule_refuses_what_it_cannot_predict():
+    taps, shape, x, y = _problem(1, seed=3)
+    gen = md.Generator(taps, shape, 8, dtype=np.float64, backend="numpy")
+    with pytest.raises(ValueError, match="gradient descent"):
+        md.fit(gen, y, 5, stop="spectral", noise_std=0.3, optimizer="adam")
+    with pytest.raises(ValueError, match="kernel eigenvalues"):
+        md.fit(_LinearModel(np.eye(len(y))), y, 5, stop="spectral", noise_std=0.3)
+
+
+# --------------------------------------------------------------------------------------------
+# float32 against float64 over a whole fit.
+
+def test_float32_fit_follows_float64():
+    """Each float32 step adds rounding of relative size ~eps32 to the weights, and gradient
+    descent below the stable step size does not amplify perturbations of the linearized
+    dynamics, so after T steps the loss histories differ by at most about T eps32 relative;
+    a factor 10 covers the few ReLU masks a perturbation can flip (each near zero, so its
+    jump is small).  T = 100: rtol 10 * 100 * eps32 = 1.2e-4."""
+    u = md.filters.gaussian(1.5, ndim=2)
+    x = md.data.bandlimited((24, 20), p=6, seed=1)
+    y = x + 0.2 * np.random.default_rng(2).standard_normal(x.shape)
+    steps = 100
+    rtol = 10 * steps * np.finfo(np.float32).eps
+    runs = {dt: md.fit(md.Generator(u, x.shape, 64, seed=3, dtype=dt, init="iid"), y, steps,
+                       clean=x) for dt in (np.float32, np.float64)}
+    lo, hi = runs[np.float32].history, runs[np.float64].history
+    np.testing.assert_allclose(lo["loss"], hi["loss"], rtol=rtol)
+    np.testing.assert_allclose(lo["error"], hi["error"], rtol=rtol)
+    out32, out64 = runs[np.float32].output, runs[np.float64].output
+    assert np.linalg.norm(out32 - out64) <= rtol * np.linalg.norm(out64)

@@ -95,9 +95,36 @@ def test_step_without_evaluate_and_fresh_outputs():
     fast, slow = gen.stepper(gen.init_weights(), y, 0.1), ref.stepper(ref.init_weights(), y, 0.1)
     slow.evaluate()
     (_, out1), (_, ref1) = fast.step(), slow.step()
+    kept = out1.copy()
     (_, out2), _ = fast.step(), slow.step()
-    assert out1 is not out2
+    np.testing.assert_array_equal(out1, kept)           # not overwritten by the next step
+    assert not np.array_equal(out2, out1)
     _close(out1, ref1, np.float64, "output after one step")
+
+
+@pytest.mark.parametrize("channels", [40, 64])
+@pytest.mark.parametrize("shape,u", [CASES[1], CASES[4], CASES[5]],
+                         ids=["1d", "2d-separable", "2d-general"])
+def test_several_channels_per_block_match_reference(shape, u, channels):
+    """k = 40 and 64 over at most MAX_BLOCKS blocks: each block sums several channels into its
+    partial output, a path that k <= MAX_BLOCKS (one channel per block) never takes."""
+    gen, ref = _pair(u, shape, np.float64, channels=channels, seed=3)
+    plan = _numba._Plan(gen.taps, gen.shape, gen.channels, gen.dtype)
+    assert channels // plan.blocks >= 2
+    C = gen.init_weights()
+    y = _rng.standard_normal(shape)
+    _close(gen.forward(C), ref.forward(C), np.float64, "forward")
+    loss, grad = gen.loss_and_grad(C, y)
+    loss_ref, grad_ref = ref.loss_and_grad(C, y)
+    _close(loss, loss_ref, np.float64, "loss")
+    _close(grad, grad_ref, np.float64, "grad")
+    eta = 0.5 * stable_step_limit(gen)
+    fast, slow = gen.stepper(C, y, eta), ref.stepper(C, y, eta)
+    slow.evaluate()
+    for _ in range(5):
+        (loss, out), (loss_ref, out_ref) = fast.step(), slow.step()
+    _close(out, out_ref, np.float64, "output after 5 steps")
+    _close(fast.weights, slow.weights, np.float64, "weights after 5 steps")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -119,7 +146,7 @@ def _fit_bits(threads):
     numba.set_num_threads(threads)
     try:
         gen = md.Generator(filters.gaussian(std=1.0, ndim=2), (12, 10), channels=40, seed=7,
-                           backend="numba")
+                           backend="numba", init="iid")
         y = np.random.default_rng(0).standard_normal((12, 10))
         res = md.fit(gen, y, steps=25)
     finally:
@@ -183,7 +210,7 @@ import numpy as np, minidip as md
 from minidip import filters
 for shape, u in [((9,), filters.random(3, seed=1)), ((6, 7), filters.gaussian(1.0, ndim=2, size=3)),
                  ((5, 6), filters.random(3, seed=2, ndim=2))]:
-    kw = dict(channels=4, seed=1, dtype=np.float64)
+    kw = dict(channels=4, seed=1, dtype=np.float64, init="iid")
     gen = md.Generator(u, shape, backend="numba", **kw)
     ref = md.Generator(u, shape, backend="numpy", **kw)
     y = np.random.default_rng(0).standard_normal(shape)

@@ -18,23 +18,43 @@ def _check_result(result, claim, n_checks):
     assert result.to_dict()["claim"] == claim
 
 
-def test_c6_runs_at_tiny_size(tmp_path):
-    result = c6.run(out=tmp_path, seeds=40, channels=4, shapes={"1-D": (16,), "2-D": (8, 10)})
+def test_c6_passes_at_a_small_size(tmp_path):
+    # 300 seeds of width 16: E13 must hold at every width, and each check fails with chance
+    # at most ALPHA under the theory.
+    config = c6.Config(seeds=300, channels=16, shape_1d=(16,), shape_2d=(8, 10))
+    result = c6.run(out=tmp_path, config=config)
     _check_result(result, "C6", 6)
-    assert all(np.isfinite(c.value) and c.value >= 0 for c in result.checks)
+    assert result.passed, result.summary()
     assert result.measured["2-D"]["shape"] == [8, 10]
+
+
+def test_c6_detects_a_wrong_covariance(monkeypatch, tmp_path):
+    # The same run against E13 without its -1 (the balanced signs of v) must fail.
+    right = md.spectral.init_covariance_row
+
+    def without_balance(u, shape, init_std):
+        taps = md.filters.as_taps(u, len(shape))
+        a0 = float(np.sum(taps**2))
+        return right(u, shape, init_std) + init_std**2 * a0 / (2 * np.pi) * (
+            md.spectral.autocorrelation(u, shape) != 0)
+
+    monkeypatch.setattr(md.spectral, "init_covariance_row", without_balance)
+    monkeypatch.setattr(md.spectral, "init_power_spectrum",
+                        lambda u, shape, s: np.fft.fftn(without_balance(u, shape, s)).real)
+    config = c6.Config(seeds=300, channels=16, shape_1d=(16,), shape_2d=(8, 10))
+    assert not c6.run(out=tmp_path, config=config).passed
 
 
 @pytest.mark.parametrize("case", ["1-D", "2-D"])
 def test_c6_batched_outputs_equal_generator_forward(case):
-    u, shape = c6.CASES[case]["u"], (16,) if case == "1-D" else (8, 10)
+    u, shape = c6.FILTERS[case], (16,) if case == "1-D" else (8, 10)
     chunk = 2 * 4 * int(np.prod(shape))                     # two seeds per batch
     batches = list(c6.sample_outputs(u, shape, 4, 0.7, range(3, 8), chunk=chunk))
     assert len(batches) > 1
     outputs = np.concatenate(batches)
     for i, s in enumerate(range(3, 8)):
         gen = md.Generator(u, shape, 4, init_std=0.7, seed=s, dtype=np.float64,
-                           backend="numpy")
+                           backend="numpy", init="iid")
         np.testing.assert_allclose(outputs[i], gen.forward(gen.init_weights()), atol=1e-12)
 
 
@@ -58,7 +78,7 @@ def test_c6_spectrum_se_doubles_the_variance_at_real_frequencies():
 
 
 def test_c7_runs_at_tiny_size(tmp_path):
-    result = c7.run(out=tmp_path, channels=8, steps=20, downsample=16)
+    result = c7.run(out=tmp_path, config=c7.Config(channels=8, steps=20, downsample=16))
     _check_result(result, "C7", 2)
     assert result.measured["shape"] == [16, 16]
     assert len(result.measured["rise_iterations"]) == c7.N_BANDS

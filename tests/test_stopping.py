@@ -66,7 +66,7 @@ def problem():
     x = md.data.bandlimited((N,), p=6, seed=1)
     y = x + SIGMA * np.random.default_rng(2).standard_normal(N)
     u = md.filters.gaussian(std=2.0)
-    gen = md.Generator(u, (N,), channels=K, init_std=md.init_std_for(u, y, 0.3), seed=5,
+    gen = md.Generator(u, (N,), channels=K, init_std=md.init_std_for(u, y, 0.3), seed=5, init="iid",
                        dtype=np.float64)
     full = md.fit(gen, y, STEPS, clean=x)               # the whole trajectory, no stopping
     return gen, x, y, full
