@@ -268,3 +268,26 @@ def test_acceptance_cli_gain_on_noisy_mri_png(tmp_path, capsys):
     before = md.metrics.psnr(md.data.load(path), clean, data_range=1.0)
     after = md.metrics.psnr(md.data.load(tmp_path / "out.png"), clean, data_range=1.0)
     assert after - before >= 3
+
+
+def test_denoise_says_when_the_rule_did_not_decide(image, tmp_path, capsys):
+    path, _ = image
+    code, out, err = run(["denoise", path, "--out", path.with_name("a.png"), "--channels", "8",
+                          "--steps", "1", "--no-progress"], capsys)
+    assert code == 0, err
+    assert "the discrepancy level was not reached in 1 steps" in out and "--steps" in out
+    smooth = tmp_path / "smooth.npy"
+    np.save(smooth, md.data.bandlimited((32, 32), p=6, seed=1)
+            + 0.3 * np.random.default_rng(1).standard_normal((32, 32)))
+    code, out, err = run(["denoise", smooth, "--no-progress"], capsys)
+    assert code == 0 and "stopped at" in out and "note:" not in out
+
+
+def test_denoise_says_when_the_estimated_noise_level_is_zero(tmp_path, capsys):
+    # Constant 2x2 blocks: every finest-scale Haar coefficient is 0, so the estimate is 0.
+    blocks = np.kron(md.data.shepp_logan(16), np.ones((2, 2)))
+    path = tmp_path / "blocks.npy"
+    np.save(path, blocks)
+    code, out, err = run(["denoise", path, *FAST], capsys)
+    assert code == 0, err
+    assert "the estimated noise level is 0" in out and "--noise-std" in out
