@@ -135,7 +135,7 @@ def test_blur_transfer_is_the_dft_of_the_filter_on_the_grid():
 
 
 def test_gaussian_matrix_statistics():
-    """Columns from forward(e_i); entries iid N(0, 1/m): mean and variance within 4 standard errors."""
+    """Columns from forward(e_i); entries iid N(0, 1/m): mean, variance within 4 std. errors."""
     m, shape = 60, (9, 8)
     op = O.Gaussian(m, shape, seed=3)
     G = dense(op)
