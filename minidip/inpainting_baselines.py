@@ -130,10 +130,8 @@ def upsample_bicubic(image, factor=2) -> np.ndarray:
     array (factor n,) or (factor h, factor w), float64.
     """
     image = _check_signal(image, "image").astype(np.float64)
-    if isinstance(factor, (bool, np.bool_)) or not isinstance(factor, (int, np.integer)) \
-            or factor < 1:
-        raise ValueError(f"factor must be a positive integer, got {factor!r}")
+    factor = _operators._positive_int(factor, "factor")
     out = image
     for axis in range(image.ndim):
-        out = _upsample_axis(out, int(factor), axis)
+        out = _upsample_axis(out, factor, axis)
     return out

@@ -40,6 +40,13 @@ def _check_grid(shape, name: str = "shape") -> tuple[int, ...]:
     return tuple(int(n) for n in dims)
 
 
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def _result_dtype(x: np.ndarray) -> np.dtype:
     return np.dtype(np.float32) if x.dtype == np.float32 else np.dtype(np.float64)
 
@@ -199,14 +206,11 @@ class Downsample(Operator):
     """
 
     def __init__(self, factor, u=None, shape=None):
-        if isinstance(factor, (bool, np.bool_)) or not isinstance(factor, (int, np.integer)) \
-                or factor < 1:
-            raise ValueError(f"factor must be a positive integer, got {factor!r}")
+        factor = _positive_int(factor, "factor")
         if shape is None:
             raise ValueError("Downsample needs the high-resolution shape: "
                              "Downsample(factor, u, shape)")
         shape = _check_grid(shape)
-        factor = int(factor)
         if any(n % factor for n in shape):
             raise ValueError(f"factor {factor} does not divide every axis of the shape {shape}; "
                              "crop or pad the image to a multiple of the factor")
@@ -259,20 +263,19 @@ class Gaussian(Operator):
     """
 
     def __init__(self, m, shape, seed=0):
-        if isinstance(m, (bool, np.bool_)) or not isinstance(m, (int, np.integer)) or m < 1:
-            raise ValueError(f"m (the number of measurements) must be an integer >= 1, got {m!r}")
+        m = _positive_int(m, "m (the number of measurements)")
         shape = _check_grid(shape)
         size = math.prod(shape)
-        if int(m) * size > MAX_GAUSSIAN_ENTRIES:
+        if m * size > MAX_GAUSSIAN_ENTRIES:
             raise ValueError(f"a dense {m} x {size} Gaussian matrix has more than "
                              f"{MAX_GAUSSIAN_ENTRIES} entries; use fewer measurements or a "
                              "smaller grid")
         rng = np.random.default_rng(seed)
-        self.matrix = rng.standard_normal((int(m), size)) / math.sqrt(m)
+        self.matrix = rng.standard_normal((m, size)) / math.sqrt(m)
         self.matrix.flags.writeable = False
         self.seed = seed
         self.input_shape = shape
-        self.output_shape = (int(m),)
+        self.output_shape = (m,)
 
     def _forward(self, x):
         return self.matrix @ x.ravel()

@@ -201,6 +201,10 @@ def test_bad_input_raises():
         R.interpolant(u, shape, A, y, tol=0)
     with pytest.raises(ValueError, match="maxiter"):
         R.interpolant(u, shape, A, y, maxiter=0)
+    with pytest.raises(ValueError, match="maxiter"):
+        R.normal_lambda_max(u, shape, A, maxiter=2.5)
+    with pytest.raises(ValueError, match="rtol"):
+        R.normal_lambda_max(u, shape, A, rtol=-1)
 
 
 # --------------------------------------------------------------------------------------------
