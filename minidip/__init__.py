@@ -3,12 +3,12 @@
 The two-layer generator G(C) = ReLU(U C) v with a fixed filter u, fitted by gradient descent,
 and the closed-form spectral predictions of its dynamics.  See docs/math.md for the equations.
 """
-from . import (baselines, data, denoise, filters, fitting, metrics, observers, spectral,
-               stopping, validation)
+from . import (baselines, data, denoise, filters, fitting, metrics, observers, operators,
+               spectral, stopping, validation)
 from .fitting import FitDivergedError, FitInterrupted, FitResult, fit
 from .generator import Generator, init_std_for
 
 __all__ = ["Generator", "fit", "FitResult", "FitDivergedError", "FitInterrupted", "init_std_for",
-           "filters", "spectral", "metrics", "data", "stopping", "denoise", "fitting",
-           "observers", "baselines", "validation"]
+           "filters", "operators", "spectral", "metrics", "data", "stopping", "denoise",
+           "fitting", "observers", "baselines", "validation"]
 __version__ = "0.2.0.dev0"

@@ -31,7 +31,7 @@ __all__ = ["StopRule", "Last", "Oracle", "Discrepancy", "Spectral", "Variance", 
 MAD_GAUSSIAN = 0.6744897501960817
 
 
-def estimate_noise_std(y) -> float:
+def estimate_noise_std(y, known=None) -> float:
     """Robust estimate of the std sigma of white noise added to a 1-D or 2-D signal.
 
     The median absolute finest-scale Haar detail coefficient divided by 0.6745 (Donoho and
@@ -44,6 +44,9 @@ def estimate_noise_std(y) -> float:
     Parameters
     ----------
     y : array, 1-D (at least 2 samples) or 2-D (at least 2x2), finite.
+    known : boolean array of y's shape, optional
+        Where y was measured (e.g. the mask of an inpainting problem): only pairs or blocks whose
+        samples are all known enter the median.
 
     Returns
     -------
@@ -53,13 +56,35 @@ def estimate_noise_std(y) -> float:
     if any(n < 2 for n in y.shape):
         raise ValueError(f"signal of shape {y.shape} is too small to estimate its noise level; "
                          "it needs at least 2 samples along each axis")
+    detail, whole = _haar_detail(y), None
+    if known is not None:
+        known = np.asarray(known, bool)
+        if known.shape != y.shape:
+            raise ValueError(f"known has shape {known.shape}, expected {y.shape}")
+        whole = _haar_blocks_all(known)
+        if not whole.any():
+            raise ValueError("no pair or 2x2 block of known samples to estimate the noise level "
+                             "from; pass the noise level instead")
+        detail = detail[whole]
+    return float(np.median(np.abs(detail)) / MAD_GAUSSIAN)
+
+
+def _haar_detail(y):
     if y.ndim == 1:
         n = y.size // 2 * 2
-        detail = (y[1:n:2] - y[0:n:2]) / math.sqrt(2)
-    else:
-        h, w = y.shape[0] // 2 * 2, y.shape[1] // 2 * 2
-        detail = (y[0:h:2, 0:w:2] - y[1:h:2, 0:w:2] - y[0:h:2, 1:w:2] + y[1:h:2, 1:w:2]) / 2
-    return float(np.median(np.abs(detail)) / MAD_GAUSSIAN)
+        return (y[1:n:2] - y[0:n:2]) / math.sqrt(2)
+    h, w = y.shape[0] // 2 * 2, y.shape[1] // 2 * 2
+    return (y[0:h:2, 0:w:2] - y[1:h:2, 0:w:2] - y[0:h:2, 1:w:2] + y[1:h:2, 1:w:2]) / 2
+
+
+def _haar_blocks_all(known):
+    """True for the Haar pairs (1-D) or 2x2 blocks (2-D) whose samples are all known."""
+    if known.ndim == 1:
+        n = known.size // 2 * 2
+        return known[0:n:2] & known[1:n:2]
+    h, w = known.shape[0] // 2 * 2, known.shape[1] // 2 * 2
+    return (known[0:h:2, 0:w:2] & known[1:h:2, 0:w:2] & known[0:h:2, 1:w:2]
+            & known[1:h:2, 1:w:2])
 
 
 @dataclass(frozen=True)
@@ -144,7 +169,8 @@ class Oracle(StopRule):
 class Discrepancy(StopRule):
     """Morozov's discrepancy principle: stop at the first t with ||A G_t - y||^2 <= kappa^2 M sigma^2.
 
-    M is the number of measurements (the size of y; N pixels when denoising).  For y = A x + z
+    M is the number of measurements (N pixels when denoising; ``operator.measurements`` with an
+    operator, e.g. the known pixels of a mask).  For y = A x + z
     with white noise of std sigma, ||z||^2 ~ M sigma^2: once the fit is as close to y as the
     noise is, fitting further can only reproduce noise.  Jahn and Jin (2024) prove that this rule
     gives minimax-optimal rates for two-layer untrained convolutional generators trained by
@@ -183,7 +209,9 @@ class Discrepancy(StopRule):
         self.kappa = _check.positive(kappa, "kappa")
 
     def start(self, context):
-        self.threshold = self.kappa**2 * np.size(context.y) * context.noise_std**2
+        op = context.operator
+        count = np.size(context.y) if op is None else getattr(op, "measurements", np.size(context.y))
+        self.threshold = self.kappa**2 * count * context.noise_std**2
         self.info.update(kappa=self.kappa, threshold=self.threshold, reached=False)
 
     def observe(self, iteration, output, loss):

@@ -40,7 +40,9 @@ def positive_int(value, name: str, minimum: int = 1) -> int:
     number = real_number(value)
     if not (math.isfinite(number) and number == int(number) and number >= minimum) \
             or not (_is_int(value) or isinstance(value, (float, np.floating))):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        what = {0: "a non-negative integer", 1: "a positive integer"}.get(
+            minimum, f"an integer >= {minimum}")
+        raise ValueError(f"{name} must be {what}, got {value!r}")
     return int(number)
 
 

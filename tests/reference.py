@@ -93,3 +93,16 @@ def generator_autograd(taps, C, y, A=None):
     loss.backward()
     grad = np.stack([c.grad for c in channels]).reshape(C.shape)
     return output.value.reshape(shape), float(loss.value), grad
+
+
+def dense_dual_kernel(taps, shape) -> np.ndarray:
+    """Sigma of E8 as an N x N matrix: 1/2 a (1 - arccos(a / a(0)) / pi) with a = U U^T.
+
+    The diagonal is set to exactly a(0)/2 (arccos(1) = 0), which rounding in a / a(0) would
+    otherwise perturb by about sqrt(eps).
+    """
+    U = dense_conv_matrix(taps, shape)
+    a = U @ U.T
+    ratio = np.clip(a / a[0, 0], -1.0, 1.0)
+    np.fill_diagonal(ratio, 1.0)
+    return 0.5 * a * (1.0 - np.arccos(ratio) / np.pi)

@@ -4,6 +4,7 @@ import pytest
 import minidip as md
 import minidip.fitting as fit_module
 from reference import dense_conv_matrix, generator_autograd
+from reference import dense_dual_kernel as reference_dual_kernel
 
 
 def _problem(ndim=1, seed=0):
@@ -201,39 +202,23 @@ def test_observers_see_every_iterate():
     np.testing.assert_array_equal(snaps.weights[7], a.seen[7][3])
 
 
-class _MaskOperator:
-    """A mask as a dense test operator: keeps the listed grid points (measurement vector)."""
-
-    def __init__(self, shape, keep):
-        self.input_shape, self.keep = shape, np.asarray(keep)
-        self.output_shape = (self.keep.size,)
-        self.matrix = np.eye(int(np.prod(shape)))[self.keep]
-
-    def forward(self, x):
-        return x.reshape(-1)[self.keep]
-
-    def adjoint(self, r):
-        out = np.zeros(int(np.prod(self.input_shape)))
-        out[self.keep] = r
-        return out.reshape(self.input_shape)
-
-
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("optimizer", ["gd", "adam"])
 def test_operator_fit_equals_reference(backend, optimizer):
     taps, shape, x, _ = _problem(2, seed=5)
-    keep = np.flatnonzero(np.random.default_rng(6).random(int(np.prod(shape))) < 0.6)
-    A = _MaskOperator(shape, keep)
-    y = A.forward(x) + 0.05 * np.random.default_rng(7).standard_normal(keep.size)
+    mask = np.random.default_rng(6).random(shape) < 0.6
+    A = md.operators.Mask(mask)
+    dense = np.diag(mask.ravel().astype(float))            # the mask as a matrix, written apart
+    y = A.forward(x + 0.05 * np.random.default_rng(7).standard_normal(shape))
     gen = md.Generator(taps, shape, 6, dtype=np.float64, backend=backend, init="iid")
     eta = 0.3
     res = md.fit(gen, y, steps=15, step_size=eta, operator=A, optimizer=optimizer, clean=x)
     if optimizer == "adam":
-        losses, C = _adam_reference(taps, gen.init_weights(), y, 15, eta, A=A.matrix)
+        losses, C = _adam_reference(taps, gen.init_weights(), y, 15, eta, A=dense)
     else:
         C, losses = gen.init_weights(), []
         for t in range(16):
-            _, loss, grad = generator_autograd(taps, C, y, A.matrix)
+            _, loss, grad = generator_autograd(taps, C, y, dense)
             losses.append(loss)
             C = C - eta * grad if t < 15 else C
     np.testing.assert_allclose(res.history["loss"], losses, rtol=1e-9)
@@ -245,14 +230,30 @@ def test_operator_fit_equals_reference(backend, optimizer):
 def test_operator_shapes_are_checked():
     taps, shape, x, _ = _problem(1)
     gen = md.Generator(taps, shape, 4, backend="numpy")
-    A = _MaskOperator((len(x) + 1,), [0, 1])
+    A = md.operators.Mask(np.ones(len(x) + 1, bool))
     with pytest.raises(ValueError, match="operator takes inputs of shape"):
-        md.fit(gen, np.zeros(2), 3, step_size=0.1, operator=A)
-    A = _MaskOperator(shape, [0, 1, 2])
+        md.fit(gen, np.zeros(len(x) + 1), 3, operator=A)
+    A = md.operators.Gaussian(5, shape, seed=1)
     with pytest.raises(ValueError, match="measurements y has shape"):
-        md.fit(gen, np.zeros(5), 3, step_size=0.1, operator=A)
+        md.fit(gen, np.zeros(4), 3, operator=A)
     with pytest.raises(ValueError, match="cannot be estimated"):
-        md.fit(gen, np.zeros(3), 3, step_size=0.1, operator=A, stop="discrepancy")
+        md.fit(gen, np.zeros(5), 3, operator=A, stop="discrepancy")
+
+
+def test_operator_default_step_and_discrepancy_count_measurements():
+    taps, shape, x, _ = _problem(2, seed=8)
+    mask = np.random.default_rng(9).random(shape) < 0.5
+    A = md.operators.Mask(mask)
+    y = A.forward(x + 0.3 * np.random.default_rng(10).standard_normal(shape))
+    gen = md.Generator(taps, shape, 8, dtype=np.float64, backend="numpy")
+    res = md.fit(gen, y, 200, operator=A, stop="discrepancy", noise_std=0.3)
+    sigma_dense = reference_dual_kernel(taps, shape)
+    M = np.diag(mask.ravel().astype(float))
+    lam_max = np.linalg.eigvalsh(M @ sigma_dense @ M).max()
+    assert res.step_size == pytest.approx(1 / lam_max, rel=1e-6)
+    # The threshold counts the measured pixels only: kappa^2 * #known * sigma^2.
+    assert res.info["threshold"] == pytest.approx(mask.sum() * 0.3**2)
+    assert res.info["triggered"] and 2 * res.history["loss"][-1] <= res.info["threshold"]
 
 
 class _LinearModel:

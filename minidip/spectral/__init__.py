@@ -1,9 +1,10 @@
-"""Closed-form spectral predictions for gradient descent on the two-layer generator (E7-E14).
+"""Closed-form spectral predictions for gradient descent on the two-layer generator (E7-E14, E22,
+E23).
 
 A thin facade over one module per concern: the closed-form kernels (E8, E9, E13) built on one
 arc-cosine helper (:func:`arccos_maps`), the linearized dynamics with their denoising risk and
-bound (E10-E12) and the one step-size policy, the finite-width kernel (E7) as an operator, and the
-frequency-band measures (E14).
+bound (E10-E12) and the one step-size policy, the finite-width kernel (E7) as an operator, the
+frequency-band measures (E14), and the reconstructions through a forward operator (E22, E23).
 
 Conventions.  Signals live on a periodic grid of ``shape`` ``(n,)`` or ``(h, w)``; N is the number
 of grid points.  Arrays indexed by frequency are in ``np.fft`` order.  A periodic "row" ``s`` is
@@ -24,6 +25,7 @@ from ._finite_width import (apply_empirical_kernel, dense_empirical_kernel, kern
                             predict_residuals_finite_width)
 from ._kernels import (MAX_DENSE_SIZE, angle_from_gap, arccos_maps, autocorrelation, dense_kernel,
                        eigenvalues, init_covariance_row, init_power_spectrum, kernel_row)
+from ._reconstruction import interpolant, normal_lambda_max, predict_reconstruction
 
 __all__ = [
     "arccos_maps", "angle_from_gap",
@@ -36,5 +38,6 @@ __all__ = [
     "top_modes", "denoising_bound", "measured_eps",
     "init_covariance_row", "init_power_spectrum",
     "band_labels", "band_measure", "predicted_band_measure",
+    "normal_lambda_max", "predict_reconstruction", "interpolant",
     "MAX_DENSE_SIZE",
 ]
