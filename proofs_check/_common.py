@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from minidip._io import atomic_write
+
 
 DEFAULT_OUT = Path("figures")
 
@@ -84,12 +86,13 @@ def new_figure(ncols=1, width=5.0, height=3.6):
 
 
 def save_figure(fig, out, name: str) -> str:
+    """Write ``out/name.png`` atomically and close the figure."""
     import matplotlib.pyplot as plt
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.png"
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_write(path, lambda file: fig.savefig(file, format="png", dpi=110))
     plt.close(fig)
     return str(path)
 
@@ -151,9 +154,8 @@ def claim_main(module, argv=None) -> int:
 def write_report(results, path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps([r.to_dict() for r in results], indent=2))
-    tmp.replace(path)
+    text = json.dumps([r.to_dict() for r in results], indent=2) + "\n"
+    atomic_write(path, lambda file: file.write(text.encode()))
 
 
 # --------------------------------------------------------------------------------------------
