@@ -13,7 +13,6 @@ import numpy as np
 
 from minidip._io import atomic_write
 
-
 DEFAULT_OUT = Path("figures")
 
 _OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
