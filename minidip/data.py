@@ -4,10 +4,14 @@ Synthetic signals (:func:`bandlimited`, :func:`sinusoids`, :func:`step`,
 :func:`piecewise_smooth`, :func:`white_noise`, :func:`shepp_logan`) are 1-D or 2-D float64
 arrays, deterministic given their arguments and ``seed``.  Real data come from the sample files
 shipped inside matplotlib, so nothing is fetched at run time: :func:`mri`, :func:`grace_hopper`
-(2-D, grayscale in [0, 1]) and :func:`eeg`, :func:`membrane` (1-D recordings).
+(2-D, grayscale in [0, 1]; ``grace_hopper(color=True)`` in colour) and :func:`eeg`,
+:func:`membrane` (1-D recordings).
 
 Images are indexed ``[row, column]`` with row 0 at the top, as ``plt.imshow`` shows them by
 default.  User files are read by :func:`load` and written atomically by :func:`save`.
+Colour images are arrays of shape ``(3, h, w)``, channels first (R, G, B), as the generators
+produce them; ``load(path, color=True)`` returns one for a colour file and :func:`save` writes
+one as an RGB image.
 """
 from __future__ import annotations
 
@@ -322,26 +326,32 @@ def mri(downsample: int = 1) -> np.ndarray:
     return _block_mean(image, downsample)
 
 
-def grace_hopper(downsample: int = 1) -> np.ndarray:
-    """A portrait of Grace Hopper (matplotlib's sample ``grace_hopper.jpg``) in grayscale.
+def grace_hopper(downsample: int = 1, color: bool = False) -> np.ndarray:
+    """A portrait of Grace Hopper (matplotlib's sample ``grace_hopper.jpg``).
 
     Parameters
     ----------
     downsample : int
         Block size for averaging, as in :func:`mri`; the 600 x 512 image is cropped at the
         bottom and right when ``downsample`` does not divide both sides.
+    color : bool
+        False: grayscale; True: the three colour channels.
 
     Returns
     -------
-    x : ndarray of float64, shape ``(600 // downsample, 512 // downsample)``, values in [0, 1]
-        ITU-R BT.601 luma ``0.299 R + 0.587 G + 0.114 B`` of the 8-bit RGB values / 255,
-        then block-averaged.  Row 0 is the top of the picture.
+    x : ndarray of float64, values in [0, 1]
+        Grayscale, shape ``(600 // downsample, 512 // downsample)``: ITU-R BT.601 luma
+        ``0.299 R + 0.587 G + 0.114 B`` of the 8-bit RGB values / 255, then block-averaged.
+        Colour, shape ``(3, 600 // downsample, 512 // downsample)``: R, G, B / 255, each
+        block-averaged.  Row 0 is the top of the picture.
     """
     from matplotlib import cbook, image as mimage
 
     with cbook.get_sample_data("grace_hopper.jpg") as file:
-        rgb = mimage.imread(file, format="jpg")
-    return _block_mean(rgb / 255.0 @ LUMA, downsample)
+        rgb = mimage.imread(file, format="jpg") / 255.0
+    if color:
+        return np.stack([_block_mean(rgb[:, :, c], downsample) for c in range(3)])
+    return _block_mean(rgb @ LUMA, downsample)
 
 
 def eeg(channel: int = 0, downsample: int = 1) -> np.ndarray:
@@ -397,41 +407,47 @@ def _suffix(path: Path) -> str:
     return suffix
 
 
-def _to_gray(pixels: np.ndarray, path: Path) -> np.ndarray:
-    """Decoded image -> float64 grayscale in [0, 1]; integer pixels are divided by their max."""
+def _decoded(pixels: np.ndarray, path: Path, color: bool) -> np.ndarray:
+    """Decoded image -> float64 in [0, 1]: (h, w) grayscale, or (3, h, w) for a colour image
+    when ``color``.  Integer pixels are divided by their max; an alpha channel is dropped."""
     if np.issubdtype(pixels.dtype, np.integer):
         pixels = pixels / float(np.iinfo(pixels.dtype).max)
     pixels = np.asarray(pixels, np.float64)
     if pixels.ndim == 3 and pixels.shape[2] in (3, 4):
-        return pixels[:, :, :3] @ LUMA  # an alpha channel, if any, is dropped
+        rgb = pixels[:, :, :3]
+        return np.moveaxis(rgb, -1, 0) if color else rgb @ LUMA
     if pixels.ndim == 2:
         return pixels
     raise ValueError(f"{path} decodes to pixels of shape {pixels.shape}; expected a grayscale, "
                      f"RGB or RGBA image")
 
 
-def load(path) -> np.ndarray:
-    """Read a 1-D signal or 2-D image from a ``.npy``, PNG or JPEG file.
+def load(path, color: bool = False) -> np.ndarray:
+    """Read a 1-D signal or a 2-D (grayscale or colour) image from a ``.npy``, PNG or JPEG file.
 
     Parameters
     ----------
     path : str or os.PathLike
         A file whose suffix (any case) is one of :data:`SUFFIXES`.
+    color : bool
+        False (default): a colour image is converted to grayscale.  True: a colour image is
+        returned as its three channels, shape ``(3, h, w)``, and a ``.npy`` file may hold such
+        an array; a grayscale image or a 1-D/2-D ``.npy`` array is returned as with False.
 
     Returns
     -------
-    x : ndarray of float64, 1-D or 2-D
+    x : ndarray of float64, 1-D or 2-D, or ``(3, h, w)`` with ``color=True``
         ``.npy``: the stored real numbers (any real dtype), unchanged.  PNG/JPEG (decoded by
-        ``matplotlib.image.imread``, i.e. Pillow): grayscale in [0, 1], 8-bit values / 255 and
-        16-bit grayscale / 65535; colour is converted with the ITU-R BT.601 luma weights and
-        an alpha channel is dropped.  matplotlib decodes PNG to float32, so PNG values carry
-        float32 rounding (< 1e-7).  Row 0 is the top of the image.
+        ``matplotlib.image.imread``, i.e. Pillow): values in [0, 1], 8-bit values / 255 and
+        16-bit grayscale / 65535; colour is converted with the ITU-R BT.601 luma weights
+        unless ``color``, and an alpha channel is dropped.  matplotlib decodes PNG to float32,
+        so PNG values carry float32 rounding (< 1e-7).  Row 0 is the top of the image.
 
     Raises
     ------
     ValueError
         Missing file, unsupported suffix, a file that cannot be decoded, an array that is not
-        1-D or 2-D, non-real, empty, or holds nan/inf.
+        1-D or 2-D (or ``(3, h, w)`` with ``color``), non-real, empty, or holds nan/inf.
     """
     path = Path(path)
     suffix = _suffix(path)
@@ -456,8 +472,19 @@ def load(path) -> np.ndarray:
         except Exception as err:  # Pillow raises OSError, SyntaxError, ValueError... on bad files
             raise ValueError(f"cannot read {path} as a {suffix[1:].upper()} image ({err}); "
                              f"check that the file is a valid image") from err
-        array = _to_gray(pixels, path)
+        array = _decoded(pixels, path, color)
+    if color and array.ndim == 3:
+        return np.ascontiguousarray(_colour(array, str(path)))
     return np.ascontiguousarray(_check.signal(array, str(path)))
+
+
+def _colour(array, name: str) -> np.ndarray:
+    """A finite real ``(3, h, w)`` array as float64 (ValueError otherwise)."""
+    array = _check.signal(array, name, ndims=(3,))
+    if array.shape[0] != 3:
+        raise ValueError(f"{name} has shape {array.shape}; a colour image has shape (3, h, w) "
+                         "(channels first)")
+    return array
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -477,12 +504,14 @@ def save(path, array, *, data_range=(0.0, 1.0), bits: int = 8, protect=()) -> Pa
     path : str or os.PathLike
         Destination with a suffix from :data:`SUFFIXES`; its directory must exist.
     array : array_like
-        1-D or 2-D finite real values (images must be 2-D).
+        1-D or 2-D finite real values, or a colour image of shape ``(3, h, w)`` (channels
+        first; written as an RGB image, or stored as is in ``.npy``).  Images must be 2-D or
+        colour.
     data_range : (float, float)
         For PNG/JPEG: values are clipped to ``[lo, hi]`` and mapped linearly to black..white.
         Ignored for ``.npy``.
     bits : {8, 16}
-        PNG sample depth (16-bit grayscale via Pillow); JPEG is always 8-bit.
+        PNG sample depth (16-bit for grayscale only, via Pillow); JPEG is always 8-bit.
     protect : path or sequence of paths, optional
         Files that must not be overwritten, typically the input; compared after resolving
         symbolic links (and as the same file on disk).
@@ -514,7 +543,10 @@ def save(path, array, *, data_range=(0.0, 1.0), bits: int = 8, protect=()) -> Pa
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
             or array.dtype == bool):
         raise ValueError(f"cannot save {array.dtype} values; expected real numbers")
-    array = _check.signal(array, "the array to save")
+    if array.ndim == 3:
+        array = _colour(array, "the colour image to save")
+    else:
+        array = _check.signal(array, "the array to save")
     if suffix == ".npy":
         write = functools.partial(np.save, arr=array, allow_pickle=False)
     else:
@@ -530,19 +562,21 @@ def _image_writer(array: np.ndarray, suffix: str, data_range, bits):
     """Validate the image options; return ``write(file)`` saving the quantized image."""
     from PIL import Image
 
-    if array.ndim != 2:
-        raise ValueError(f"a {array.ndim}-D array cannot be written as an image; "
-                         f"save it as .npy")
+    if array.ndim == 1:
+        raise ValueError("a 1-D array cannot be written as an image; save it as .npy")
     try:
         lo, hi = (float(v) for v in data_range)
     except (TypeError, ValueError):
         raise ValueError(f"data_range must be a pair (lo, hi), got {data_range!r}") from None
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
         raise ValueError(f"data_range must be finite with lo < hi, got {data_range!r}")
-    if bits not in (8, 16) or (bits == 16 and suffix != ".png"):
-        raise ValueError(f"bits must be 8, or 16 for PNG, got {bits!r} for {suffix}")
+    if bits not in (8, 16) or (bits == 16 and (suffix != ".png" or array.ndim == 3)):
+        raise ValueError(f"bits must be 8, or 16 for a grayscale PNG, got {bits!r} for "
+                         f"{'a colour ' if array.ndim == 3 else ''}{suffix}")
     top = 2**bits - 1
     levels = np.rint((np.clip(array, lo, hi) - lo) / (hi - lo) * top)
+    if array.ndim == 3:
+        levels = np.moveaxis(levels, 0, -1)                  # (3, h, w) -> (h, w, 3): RGB
     image = Image.fromarray(levels.astype(np.uint8 if bits == 8 else np.uint16))
     options = dict(format="PNG") if suffix == ".png" else dict(format="JPEG", quality=95)
     return functools.partial(image.save, **options)

@@ -454,6 +454,8 @@ def test_load_bad_npy_contents(tmp_path, array, match):
 @pytest.mark.parametrize("name, array, kwargs, match", [
     ("x.png", np.zeros(5), {}, "cannot be written as an image"),
     ("x.npy", np.zeros((2, 2, 2)), {}, "shape"),
+    ("x.png", np.zeros((4, 3, 3)), {}, r"shape \(3, h, w\)"),
+    ("x.png", np.zeros((3, 4, 4)), dict(bits=16), "grayscale PNG"),
     ("x.npy", np.array([np.nan]), {}, "non-finite"),
     ("x.npy", np.array([1j]), {}, "real numbers"),
     ("x.png", np.zeros((3, 3)), dict(data_range=(1.0, 1.0)), "data_range"),
@@ -475,3 +477,56 @@ def test_save_onto_a_directory(tmp_path):
     with pytest.raises(ValueError, match="is a directory"):
         data.save(tmp_path / "d.npy", np.zeros(3))
     assert listing(tmp_path) == ["d.npy"]
+
+
+# ---------------------------------------------------------------- colour
+
+def test_grace_hopper_in_colour_is_the_jpeg_channels():
+    x = data.grace_hopper(downsample=4, color=True)
+    with Image.open(sample_path("grace_hopper.jpg")) as im:
+        rgb = np.asarray(im.convert("RGB"), np.float64) / 255
+    assert x.shape == (3, 150, 128)
+    for c in range(3):
+        np.testing.assert_allclose(x[c], block_means(rgb[..., c], 4), atol=1e-12)
+    # Luma is linear, so it commutes with the block mean.
+    np.testing.assert_allclose(np.tensordot(LUMA, x, axes=1), data.grace_hopper(downsample=4),
+                               atol=1e-12)
+
+
+def test_load_colour_keeps_the_channels_and_drops_alpha(tmp_path):
+    rng = np.random.default_rng(3)
+    rgba = rng.integers(0, 256, size=(6, 5, 4), dtype=np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(rgba[..., :3], "RGB").save(tmp_path / "rgb.png")
+    expected = np.moveaxis(rgba[..., :3], -1, 0) / 255                # channels first
+    for name in ("rgba.png", "rgb.png"):
+        back = data.load(tmp_path / name, color=True)
+        assert back.shape == (3, 6, 5) and back.dtype == np.float64
+        np.testing.assert_allclose(back, expected, atol=1e-6)
+    gray = rng.integers(0, 256, size=(4, 7), dtype=np.uint8)
+    Image.fromarray(gray).save(tmp_path / "gray.png")
+    np.testing.assert_allclose(data.load(tmp_path / "gray.png", color=True), gray / 255,
+                               atol=1e-7)                              # stays (h, w)
+
+
+def test_save_colour_png_is_read_back_by_pillow_as_rgb(tmp_path):
+    x = np.random.default_rng(4).random((3, 5, 6))
+    data.save(tmp_path / "c.png", x)
+    with Image.open(tmp_path / "c.png") as im:
+        assert im.mode == "RGB"
+        pixels = np.asarray(im)
+    np.testing.assert_array_equal(pixels, np.rint(np.moveaxis(x, 0, -1) * 255))
+    np.testing.assert_allclose(data.load(tmp_path / "c.png", color=True), x, atol=0.5 / 255 + 1e-7)
+    data.save(tmp_path / "c.jpg", x)
+    assert data.load(tmp_path / "c.jpg", color=True).shape == (3, 5, 6)
+
+
+def test_colour_npy_round_trip_and_errors(tmp_path):
+    x = np.random.default_rng(5).normal(size=(3, 4, 2))
+    data.save(tmp_path / "c.npy", x)
+    np.testing.assert_array_equal(data.load(tmp_path / "c.npy", color=True), x)
+    with pytest.raises(ValueError, match="1-D or 2-D"):
+        data.load(tmp_path / "c.npy")                                   # colour not asked for
+    np.save(tmp_path / "four.npy", np.zeros((4, 3, 3)))
+    with pytest.raises(ValueError, match=r"\(3, h, w\)"):
+        data.load(tmp_path / "four.npy", color=True)
