@@ -4,11 +4,11 @@ The two-layer generator G(C) = ReLU(U C) v with a fixed filter u, fitted by grad
 and the closed-form spectral predictions of its dynamics.  See docs/math.md for the equations.
 """
 from . import (baselines, data, denoise, filters, fitting, metrics, observers, operators,
-               spectral, stopping, validation)
+               restore, spectral, stopping, validation)
 from .fitting import FitDivergedError, FitInterrupted, FitResult, fit
 from .generator import Generator, init_std_for
 
 __all__ = ["Generator", "fit", "FitResult", "FitDivergedError", "FitInterrupted", "init_std_for",
            "filters", "operators", "spectral", "metrics", "data", "stopping", "denoise",
-           "fitting", "observers", "baselines", "validation"]
+           "fitting", "observers", "baselines", "validation", "restore"]
 __version__ = "0.2.0.dev0"

@@ -171,17 +171,19 @@ def _spectrum(args):
 
 
 def _figures(args):
-    """Write the denoising comparison figure and print its PSNR table."""
+    """Write the denoising (or restoration) comparison figure and print its PSNR table."""
     from pathlib import Path
 
-    from minidip.experiments import denoising
+    from minidip.experiments import denoising, restoration
 
     folder = Path(args.out)
     if not folder.is_dir():
         raise UsageError(f"output directory {folder} does not exist; create it or pass --out DIR")
-    rows = denoising.compare(seeds=tuple(range(args.seeds)), progress=not args.no_progress)
-    path = denoising.plot_comparison(rows, folder / "denoising.png")
-    print(denoising.comparison_table(rows))
+    experiment, name = (restoration, "restoration") if args.restoration else (denoising,
+                                                                              "denoising")
+    rows = experiment.compare(seeds=tuple(range(args.seeds)), progress=not args.no_progress)
+    path = experiment.plot_comparison(rows, folder / f"{name}.png")
+    print(experiment.comparison_table(rows))
     print(f"wrote {path}")
 
 
@@ -246,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     den.add_argument("--no-progress", action="store_true", help="no progress bar")
     den.set_defaults(run=_denoise)
 
+    from . import _restore_command
+    _restore_command.add_parser(sub, _positive)
+
     spec = sub.add_parser("spectrum", help="print and plot the eigenvalue spectrum of a filter")
     spec.add_argument("--filter", help="filter spec as for denoise (default: gaussian:1.2:7 in "
                       "2-D, gaussian:2 in 1-D)")
@@ -254,10 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
     spec.add_argument("--out", default="spectrum.png", help="PNG to write (default spectrum.png)")
     spec.set_defaults(run=_spectrum)
 
-    fig = sub.add_parser("figures", help="write the denoising comparison figure and print its "
-                         "PSNR table")
+    fig = sub.add_parser("figures", help="write the denoising (or restoration) comparison figure "
+                         "and print its PSNR table")
     fig.add_argument("--out", default="figures", help="directory (default figures)")
     fig.add_argument("--seeds", type=_positive(int), default=3, help="noise seeds per case")
+    fig.add_argument("--restoration", action="store_true", help="the restoration comparison "
+                     "(inpainting, super-resolution) instead of denoising")
     fig.add_argument("--no-progress", action="store_true", help="no progress bar")
     fig.set_defaults(run=_figures)
     return parser

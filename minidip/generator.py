@@ -6,6 +6,7 @@ are the readable truth of the model: every faster backend is tested against them
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 
@@ -159,6 +160,7 @@ class Generator:
         self.v = output_weights(self.channels, self.dtype)
         self.backend = _resolve_backend(backend)
         self._taps = self.taps.astype(self.dtype)
+        self._operator_limits = weakref.WeakKeyDictionary()
 
     def __repr__(self):
         return (f"Generator(taps={self.taps.shape}, shape={self.shape}, channels={self.channels}, "
@@ -204,12 +206,18 @@ class Generator:
     def stable_step_limit(self, operator=None) -> float:
         """2 / lambda_max of the dual kernel (E10), or of A Sigma A^T with an operator (E22).
 
-        Gradient descent on the linearized dynamics is stable for step sizes below it.
+        Gradient descent on the linearized dynamics is stable for step sizes below it.  The
+        power iteration behind lambda_max(A Sigma A^T) runs once per operator object (operators
+        do not change after construction), so fits through the same A, e.g. the channels of a
+        colour image, share it.
         """
         from . import spectral
         if operator is None:
             return spectral.stable_step_limit(self.taps, self.shape)
-        return 2.0 / spectral.normal_lambda_max(self.taps, self.shape, operator)
+        if operator not in self._operator_limits:
+            self._operator_limits[operator] = 2.0 / spectral.normal_lambda_max(
+                self.taps, self.shape, operator)
+        return self._operator_limits[operator]
 
     def kernel_eigenvalues(self) -> np.ndarray:
         """The eigenvalues of the dual kernel Sigma (E9), np.fft order: the rates of E10."""

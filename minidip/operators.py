@@ -25,7 +25,8 @@ import numpy as np
 from . import filters as _filters
 from . import validation as _check
 
-__all__ = ["Operator", "Mask", "Blur", "Downsample", "Gaussian", "Compose", "MAX_GAUSSIAN_ENTRIES"]
+__all__ = ["Operator", "Mask", "Blur", "Downsample", "Gaussian", "Compose", "PerChannel",
+           "MAX_GAUSSIAN_ENTRIES"]
 
 #: Largest number m * N of entries of a dense :class:`Gaussian` matrix (128 MB in float64).
 MAX_GAUSSIAN_ENTRIES = 2 ** 24
@@ -54,13 +55,15 @@ class Operator:
 
     def forward(self, x) -> np.ndarray:
         """A x: array of ``input_shape`` -> array of ``output_shape``."""
-        x = _check.signal(x, "operator input x", self.input_shape, dtype=None)
+        x = _check.signal(x, "operator input x", self.input_shape,
+                          ndims=(len(self.input_shape),), dtype=None)
         return self._forward(x.astype(np.float64, copy=False)).astype(_result_dtype(x),
                                                                       copy=False)
 
     def adjoint(self, r) -> np.ndarray:
         """A^T r: array of ``output_shape`` -> array of ``input_shape``."""
-        r = _check.signal(r, "operator adjoint input r", self.output_shape, dtype=None)
+        r = _check.signal(r, "operator adjoint input r", self.output_shape,
+                          ndims=(len(self.output_shape),), dtype=None)
         return self._adjoint(r.astype(np.float64, copy=False)).astype(_result_dtype(r),
                                                                       copy=False)
 
@@ -327,3 +330,55 @@ class Compose(Operator):
 
     def __repr__(self):
         return f"{self.outer!r} @ {self.inner!r}"
+
+
+class PerChannel(Operator):
+    """The same operator on every channel of a multi-channel image: (c, *S) -> (c, *T) (E21).
+
+    For a colour image (c = 3) fitted as one output, e.g. by a deep decoder with three output
+    channels.  A is block-diagonal with c copies of ``op``; so is A^T.
+
+    Parameters
+    ----------
+    op : Operator
+        Acts on one channel, ``op.input_shape`` = S.
+    channels : int
+        c >= 1.
+
+    Attributes
+    ----------
+    op : Operator
+    measurements : int, c times ``op.measurements``.
+    """
+
+    def __init__(self, op, channels=3):
+        if not isinstance(op, Operator):
+            raise ValueError("PerChannel takes an operator from minidip.operators")
+        self.op = op
+        self.channels = _check.positive_int(channels, "channels")
+        self.input_shape = (self.channels,) + tuple(op.input_shape)
+        self.output_shape = (self.channels,) + tuple(op.output_shape)
+
+    @property
+    def measurements(self) -> int:
+        return self.channels * self.op.measurements
+
+    def __getattr__(self, name):
+        # One noise level for all channels: the root mean square of the channels' estimates.
+        if name == "estimate_noise_std" and hasattr(self.op, name):
+            return self._estimate_noise_std
+        raise AttributeError(name)
+
+    def _estimate_noise_std(self, y) -> float:
+        y = _check.signal(y, "measurements y", self.output_shape, ndims=(len(self.output_shape),))
+        return math.sqrt(sum(self.op.estimate_noise_std(channel) ** 2 for channel in y)
+                         / self.channels)
+
+    def _forward(self, x):
+        return np.stack([self.op._forward(channel) for channel in x])
+
+    def _adjoint(self, r):
+        return np.stack([self.op._adjoint(channel) for channel in r])
+
+    def __repr__(self):
+        return f"PerChannel({self.op!r}, channels={self.channels})"

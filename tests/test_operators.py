@@ -36,7 +36,8 @@ def random_operators(seed, ndim):
             ("blur@blur", blur @ O.Blur(F.gaussian(0.8, ndim=ndim), shape)),
             ("gaussian@downsample", O.Gaussian(7, small, seed=1) @ down),
             ("mask@downsample@blur", O.Mask(rng.random(small) < 0.6) @ down @ blur),
-            ("compose", O.Compose(mask, O.Compose(blur, mask)))]
+            ("compose", O.Compose(mask, O.Compose(blur, mask))),
+            ("per_channel", O.PerChannel(mask @ blur, 3))]
 
 
 def dense(op) -> np.ndarray:
@@ -99,6 +100,27 @@ def test_forward_equals_dense_definitions(ndim, seed):
         np.testing.assert_allclose(op.forward(x).ravel(), matrix @ x.ravel(), rtol=0, atol=bound,
                                    err_msg=repr(op))
         np.testing.assert_allclose(dense(op), matrix, rtol=0, atol=1e-14 * np.abs(matrix).max())
+
+
+def test_per_channel_is_block_diagonal_with_noise_level_of_the_channels():
+    rng = np.random.default_rng(5)
+    for inner in (O.Mask(rng.random((6, 5)) < 0.5) @ O.Blur(F.random(3, seed=1, ndim=2), (6, 5)),
+                  O.Downsample(2, shape=(6, 4))):
+        op = O.PerChannel(inner, 3)
+        assert op.input_shape == (3,) + inner.input_shape
+        assert op.output_shape == (3,) + inner.output_shape
+        assert op.measurements == 3 * inner.measurements
+        np.testing.assert_array_equal(dense(op), np.kron(np.eye(3), dense(inner)))
+    keep = rng.random((16, 16)) < 0.7
+    op = O.PerChannel(O.Mask(keep), 3)
+    y = np.stack([O.Mask(keep).forward(s * rng.standard_normal((16, 16))) for s in (1, 2, 3)])
+    levels = [O.Mask(keep).estimate_noise_std(c) for c in y]
+    assert op.estimate_noise_std(y) == pytest.approx(np.sqrt(np.mean(np.square(levels))))
+    assert not hasattr(O.PerChannel(O.Gaussian(3, (4,)), 2), "estimate_noise_std")
+    with pytest.raises(ValueError, match="operator"):
+        O.PerChannel(np.eye(3))
+    with pytest.raises(ValueError, match="channels"):
+        O.PerChannel(O.Mask(keep), 0)
 
 
 def test_mask_is_the_masked_image():
