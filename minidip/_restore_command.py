@@ -207,7 +207,17 @@ def _report(args, res, y, op, clean, source, what, colour, out, interrupted):
     if isinstance(op, md.operators.Mask):
         known = np.broadcast_to(op.mask, res.output.shape)
         change = float(np.sqrt(np.mean((res.output - y)[known] ** 2)))
-        print(f"  known pixels       RMS change {change:.4g}")
+        note = ""
+        if args.noise_std is not None:
+            note = f" (noise level {args.noise_std:.4g}, given)"
+        else:
+            try:
+                level = float(np.sqrt(np.mean([op.estimate_noise_std(c) ** 2
+                                               for c in (y if colour else [y])])))
+                note = f" (noise level {level:.4g}, estimated from the known pixels)"
+            except ValueError:                       # no 2x2 block of known pixels
+                pass
+        print(f"  known pixels       RMS change {change:.4g}{note}")
     if clean is not None:
         _report_psnr(res, y, op, clean, colour, args.filter)
     if interrupted:

@@ -84,7 +84,7 @@ def _problem(y, operator):
     if not isinstance(operator, operators.Operator):
         raise ValueError("operator must be one from minidip.operators (Mask, Blur, Downsample, "
                          f"Gaussian or a composition), got {type(operator).__name__}")
-    if len(operator.input_shape) not in (1, 2):
+    if len(operator.input_shape) not in (1, 2) or isinstance(operator, operators.PerChannel):
         raise ValueError(f"the operator acts on arrays of shape {operator.input_shape}; restore "
                          "needs an operator on one image grid, (n,) or (h, w); colour is handled "
                          "by passing y of shape (3, *operator.output_shape)")
