@@ -1,4 +1,4 @@
-"""Empirical checks of the theory: one module per claim C1-C8 of the specification.
+"""Empirical checks of the theory: one module per claim (C1-C8, C13, C14) of the specification.
 
 ``python -m proofs_check`` runs them all; ``python -m proofs_check.<module>`` runs one.
 """
@@ -12,4 +12,6 @@ CLAIMS = (
     "c6_gaussian_process",
     "c7_spectral_bias",
     "c8_filter_is_cause",
+    "c13_inpainting",
+    "c14_compressive_sensing",
 )

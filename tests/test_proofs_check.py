@@ -8,7 +8,7 @@ import minidip as md
 from proofs_check import _common as common
 from proofs_check import (c1_kernel, c2_concentration, c3_dynamics, c4_structure_first,
                           c5_early_stopping, c6_gaussian_process, c7_spectral_bias,
-                          c8_filter_is_cause)
+                          c8_filter_is_cause, c13_inpainting, c14_compressive_sensing)
 from proofs_check.__main__ import main as run_all
 
 
@@ -23,6 +23,10 @@ TINY = {
                                                     shape_2d=(8, 10)),
     c7_spectral_bias: c7_spectral_bias.Config(downsample=16, channels=32, steps=300),
     c8_filter_is_cause: c8_filter_is_cause.Config(n=32, channels=32, steps=60),
+    c13_inpainting: c13_inpainting.Config(n=32, widths=(16, 64), steps=10, shape_2d=(8, 8),
+                                          channels_2d=16),
+    c14_compressive_sensing: c14_compressive_sensing.Config(n=16, measurements=(2, 8),
+                                                            channels=16, steps=10),
 }
 
 
@@ -88,6 +92,29 @@ def test_c5_measure_tiny():
     assert np.all(errors <= bound + slack + 1e-12)
     if slack > 0:
         assert np.any(errors > bound + 0.999 * slack)
+
+
+def test_c13_measure_starts_at_zero_deviation():
+    """measure() of a lazy fit: its deviation from E22 starts at 0 (both start at G_0 = 0, up
+    to the rounding of the paired channels' sum) and its E23 distance is the fit's, computed here
+    apart."""
+    x = md.data.bandlimited((32,), p=3, seed=0)
+    A = md.operators.Mask(np.arange(32) % 3 != 0)
+    m = c13_inpainting.measure(md.filters.gaussian(1.5), A, x, 256, 0, 30)
+    assert m["deviation"].shape == (31,) and m["deviation"][0] <= 1e-12
+    limit = md.spectral.interpolant(md.filters.gaussian(1.5), (32,), A, A.forward(x))
+    assert m["limit_distance"] == pytest.approx(np.linalg.norm(m["output"] - limit)
+                                                / np.linalg.norm(limit))
+
+
+def test_c14_noise_has_the_stated_norm_and_errors_start_at_one():
+    x = md.data.bandlimited((16,), p=3, seed=0)
+    A, y = c14_compressive_sensing.problem(x, 6, seed=0)
+    noise = y - A.forward(x)
+    assert np.linalg.norm(noise) == pytest.approx(
+        c14_compressive_sensing.NOISE_RATIO * np.linalg.norm(A.forward(x)))
+    p = c14_compressive_sensing.predicted(x, 6, 0, 5)
+    assert p["errors"][0] == pytest.approx(1.0)            # G_0 = 0: the error is ||x||
 
 
 def test_c8_shrinkage_error_closed_form():
