@@ -291,7 +291,7 @@ class Gaussian(Operator):
 
 
 class Compose(Operator):
-    """The composition ``outer @ inner``: x -> outer(inner(x)); adjoint inner^T(outer^T(r)).
+    """The composition ``outer @ inner``: x -> outer(inner(x)); adjoint inner^T(outer^T(r)) (E21).
 
     ``inner.output_shape`` must equal ``outer.input_shape``.  ``A @ B`` builds ``Compose(A, B)``.
     :attr:`measurements` are the outer operator's (noise enters after the last operator).

@@ -99,7 +99,7 @@ def _problem(y, operator):
 
 
 def offset(y, operator) -> float:
-    """The constant c whose measurements A(c 1) are closest to y: c = <A 1, y> / ||A 1||^2.
+    """The constant c whose measurements A(c 1) are closest to y: c = <A 1, y> / ||A 1||^2 (E21).
 
     :func:`restore` fits the generator to y - A(c 1) and adds c back: the prior of the
     generator has mean zero, so without the offset an unmeasured region is pulled towards 0
