@@ -1,4 +1,4 @@
-"""C13 Inpainting follows A Sigma A^T: the fit through a mask (or a blur) follows E22 and converges to E23.
+"""C13 Inpainting follows A Sigma A^T: a fit through a mask or a blur follows E22, ends at E23.
 
 Fitting the generator to measurements y = A x through a forward operator A (E21), the
 linearised residual evolves with A Sigma A^T instead of Sigma, and the output follows
@@ -14,9 +14,10 @@ dev = max_tau ||G_tau - E22_tau|| / ||y|| over tau <= T and the distance
 Thresholds.  Both deviations come from the finite-width kernel K_0 = J_0 J_0^T, which differs
 from Sigma by about (k/2)^(-1/2) in relative Frobenius norm with the paired init (C2 measures
 the constant ~1 for k independent channels; the paired init has k/2), plus the drift of K_tau,
-which the lazy init keeps smaller.  At k = 4096 that scale is 0.022: the thresholds of issue 13,
-dev <= 0.05 and ||G_T - x_inf|| <= 0.05 ||x_inf||, are 2.3 times it.  dev must also shrink with k: fitted log-log slope <= -0.3 (the scale gives -0.5; three
-widths of one seed scatter by about 0.1, as in C3).  "At convergence" is checked, not assumed:
+which the lazy init keeps smaller.  At k = 4096 that scale is 0.022: the thresholds of issue
+13, dev <= 0.05 and ||G_T - x_inf|| <= 0.05 ||x_inf||, are 2.3 times it.  dev must also shrink
+with k: fitted log-log slope <= -0.3 (the scale gives -0.5; three widths of one seed scatter by
+about 0.1, as in C3).  "At convergence" is checked, not assumed:
 E22 itself at T must lie within 1% of E23 (a property of A, Sigma and T alone; the error of the
 CG solution of E23 is below 1e-8).
 """

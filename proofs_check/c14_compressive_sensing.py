@@ -1,4 +1,4 @@
-"""C14 Compressive sensing without early stopping: the error against m drops where E23 predicts and stays there.
+"""C14 Compressive sensing: the error against m drops where E23 predicts, with no early stop.
 
 A band-limited signal x (6 Fourier modes, n samples) is measured by m Gaussian projections,
 y = A x + z with A of iid N(0, 1/m) entries (E21) and noise of norm 5% of ||A x||.  Gradient
