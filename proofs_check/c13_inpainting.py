@@ -113,7 +113,7 @@ def run(out=common.DEFAULT_OUT, full=False, seed=0, config=None):
     axes[0].plot(blurred["deviation"], "--", color="C3", label=f"1-D blur, k = {widths[-1]}")
     axes[0].plot(image["deviation"], ":", color="C4", label=f"2-D mask, k = {c.channels_2d}")
     axes[0].set(xlabel="iteration", ylabel="||G_tau - E22_tau|| / ||y||", yscale="log",
-                title="deviation from E22 along the trajectory")
+                ylim=(1e-3, 1), title="deviation from E22 along the trajectory")
     axes[0].legend(fontsize=7)
     last = masked[widths[-1]]
     axes[1].plot(x, color="0.6", lw=2, label="signal x")
