@@ -57,8 +57,8 @@ class Config:
 
 
 DEFAULT = Config()
-FULL = Config(n=1024, widths=(1024, 4096, 16384), steps=300, shape_2d=(64, 64),
-              channels_2d=8192)
+FULL = Config(n=1024, widths=(1024, 4096, 16384), steps=100, shape_2d=(64, 64),
+              channels_2d=16384)
 
 
 def blur_operator(shape):

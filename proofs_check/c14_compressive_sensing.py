@@ -61,7 +61,7 @@ class Config:
 
 
 DEFAULT = Config()
-FULL = Config(n=256, measurements=(8, 16, 24, 32, 48, 64, 96, 128), channels=16384, steps=2000)
+FULL = Config(n=256, measurements=(8, 16, 24, 32, 48, 64, 96, 128), channels=8192, steps=1000)
 
 
 def problem(x, m, seed):
