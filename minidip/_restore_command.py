@@ -194,9 +194,10 @@ def _report(args, res, y, op, clean, source, what, colour, out, interrupted):
     rule = args.stop if args.stop != "auto" else ("discrepancy" if args.noise_std else "none")
     print(f"minidip restore: {source}, {'colour' if colour else 'grayscale'} "
           f"{_size(shape)}, {what}; {model}, stop rule {rule!r}")
-    names = ("R", "G", "B") if colour else ("",)
-    stops = res.stopped_at if colour else (res.stopped_at,)
-    infos = res.info["channels"] if colour and "channels" in res.info else [res.info] * len(names)
+    per_channel = isinstance(res.stopped_at, tuple)          # colour fitted channel by channel
+    names = ("R", "G", "B") if per_channel else ("",)
+    stops = res.stopped_at if per_channel else (res.stopped_at,)
+    infos = res.info["channels"] if per_channel else [res.info]
     print("  stopped at         " + ", ".join(
         f"iteration {s}" + (f" ({n})" if n else "") for s, n in zip(stops, names))
         + f" of at most {args.steps}")
@@ -221,7 +222,7 @@ def _report(args, res, y, op, clean, source, what, colour, out, interrupted):
     if clean is not None:
         _report_psnr(res, y, op, clean, colour, args.filter)
     if interrupted:
-        where = (f"iteration {res.stopped_at} under {rule!r}" if not colour else
+        where = (f"iteration {res.stopped_at} under {rule!r}" if not per_channel else
                  f"colour channel {names[res.info['interrupted_channel']]}; iterations "
                  + ", ".join(f"{s} ({n})" for s, n in zip(stops, names))
                  + ", a channel not started holds its offset")

@@ -202,6 +202,19 @@ def test_wrong_mask_size_names_both_sizes(photo, tmp_path, capsys):
     assert code == 2 and "10x8" in err and "37x32" in err
 
 
+def test_deep_model_fits_colour_at_once(photo, tmp_path, capsys, monkeypatch):
+    from test_restore import StandIn
+    monkeypatch.setattr(md, "DeepDecoder", StandIn, raising=False)
+    StandIn.built.clear()
+    path, mask, _, _ = photo
+    code, out, err = run(["restore", path, "--mask", mask, "--model", "deep", "--out",
+                          tmp_path / "deep.png", "--steps", "3", "--no-progress"], capsys)
+    assert code == 0, err
+    assert len(StandIn.built) == 1 and StandIn.built[0].out_channels == 3
+    assert "stopped at         iteration 3 of at most 3" in out
+    assert md.data.load(tmp_path / "deep.png", color=True).shape == (3, 37, 32)
+
+
 def test_deep_model_without_the_deep_decoder_is_one_line(photo, capsys, monkeypatch):
     monkeypatch.delattr(md, "DeepDecoder", raising=False)
     path, mask, _, _ = photo
