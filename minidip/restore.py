@@ -33,9 +33,9 @@ from . import validation as _check
 from .fitting import FitInterrupted, FitResult, fit
 from .generator import Generator
 
-__all__ = ["restore", "interpolant", "baseline", "offset", "MODELS", "DEFAULT_FILTER",
-           "DEFAULT_CHANNELS", "DEFAULT_STEPS", "DEFAULT_STOP", "DEEP_CHANNELS",
-           "DEEP_LAYERS"]
+__all__ = ["restore", "interpolant", "baseline", "offset", "deep_layers", "MODELS",
+           "DEFAULT_FILTER", "DEFAULT_CHANNELS", "DEFAULT_STEPS", "DEFAULT_STOP",
+           "DEEP_CHANNELS", "DEEP_LAYERS"]
 
 MODELS = ("two-layer", "deep")
 #: Filter of the two-layer generator for 2-D images and for 1-D signals.  Images: the E23
@@ -44,9 +44,10 @@ MODELS = ("two-layer", "deep")
 #: 19.8, 23.4 / 29.8 / 32.0 / 33.1 / 33.2 / 33.0 and 20.7 / 24.8 / 25.4 / 25.6 / 25.6 / 25.6 dB
 #: (harmonic fill 19.5, 32.0, 25.1 dB): a narrow filter interpolates little (neighbouring pixels
 #: are nearly uncorrelated under Sigma), a wide one converges slowly (E22 at 300 steps is
-#: 0.03-0.2 dB below E23 at std 2, 0.4-0.6 dB at std 3).  Std 1.5 truncated to 9 taps equals 11
-#: taps to 0.01 dB; 7 taps lose 0.01-0.05 dB and cost 0.7 times as much per step as 9.  For x2 super-resolution std 1 / 1.5 / 2 gave
-#: 22.1 / 22.0 / 22.1, 35.7 / 35.5 / 35.5 and 27.4 / 27.4 / 27.4 dB (bicubic 21.8, 35.9, 26.9).
+#: 0.05-0.2 dB below E23 at std 2, 0.4-1.1 dB at std 3).  Std 1.5 truncated to 9 taps equals 11
+#: taps to 0.01 dB; 7 taps lose 0.01-0.05 dB and cost 0.7 times as much per step as 9.  For x2
+#: super-resolution std 1 / 1.5 / 2 gave 22.1 / 22.0 / 22.1, 35.7 / 35.5 / 35.5 and
+#: 27.4 / 27.4 / 27.4 dB (bicubic 21.8, 35.9, 26.9).
 #: 1-D, on the four channels of matplotlib's ``eeg.dat`` (scaled to [0, 1], 50% random mask):
 #: E23 with std 1 / 1.5 / 2 / 3 was 0.9-1.8 dB below, 0.4 below to 0.3 above, 0.0-0.6 above and
 #: 0.1-0.4 above the linear interpolation of the harmonic fill; for x2 super-resolution all four
@@ -64,7 +65,8 @@ DEFAULT_FILTER = {1: "gaussian:2", 2: "gaussian:1.5:9"}
 DEFAULT_CHANNELS = 256
 #: Gradient steps at the default step size 1 / lambda_max(A Sigma A^T) (E22).  With the default
 #: filter, E22 after 300 steps is within 0.03 dB of its limit E23 on the missing pixels of the
-#: three tuning images (within 0.01 dB after 1000), and super-resolution settles within 100.
+#: three tuning images (within 0.01 dB after 1000); for super-resolution it is within 0.05 dB
+#: after 100.
 DEFAULT_STEPS = 300
 #: "auto": the discrepancy rule (:class:`minidip.stopping.Discrepancy`) when the noise level is
 #: given, otherwise no early stop (the last iterate).  Without noise E23 is the answer and every
@@ -224,6 +226,8 @@ def restore(y, operator, *, model="two-layer", filter=None, channels=None,
         Adds "error" and "psnr" (image space) to the history and allows ``stop="oracle"``.
     progress : bool
         Show a progress bar (one per fit).
+    backend : "numpy" or "numba", optional
+        The model's backend (default: numba when it imports).
 
     Returns
     -------
