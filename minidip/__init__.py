@@ -3,10 +3,11 @@
 The two-layer generator G(C) = ReLU(U C) v with a fixed filter u, fitted by gradient descent,
 and the closed-form spectral predictions of its dynamics.  See docs/math.md for the equations.
 """
-from . import data, denoise, filters, metrics, spectral, stopping
+from . import data, deep, denoise, filters, metrics, spectral, stopping
+from .deep import DeepDecoder
 from .fitting import FitDivergedError, FitInterrupted, FitResult, fit
 from .generator import Generator, init_std_for
 
-__all__ = ["Generator", "fit", "FitResult", "FitDivergedError", "FitInterrupted", "init_std_for",
-           "filters", "spectral", "metrics", "data", "stopping", "denoise"]
+__all__ = ["Generator", "DeepDecoder", "fit", "FitResult", "FitDivergedError", "FitInterrupted",
+           "init_std_for", "filters", "spectral", "metrics", "data", "stopping", "denoise", "deep"]
 __version__ = "0.1.0"
