@@ -16,8 +16,13 @@ across rows (whole rows at a time).  A 1-D grid is one row.
 Channels run in parallel in fixed blocks (a function of k only); each channel is computed by one
 thread, start to end, so results are bit-identical for any number of Numba threads.  The
 per-channel sums are vectorised by LLVM (the only functions compiled with reassociation): their
-order is fixed by the compiled code, not by the thread count.  BLAS partitions its products over
-rows and columns of the result, never over the summed index; see :func:`blas_threads_agree`.
+order is fixed by the compiled code, not by the thread count.
+
+The matrix products are NumPy's (BLAS), whose rounding is BLAS's business.  Measured with
+OpenBLAS 0.3.31: any number of BLAS threads >= 2 gives the same bits (the threads split the rows
+and columns of the result), but its single-threaded driver rounds differently, so a run with
+``OPENBLAS_NUM_THREADS=1`` agrees with the others to rounding only.  Keep the BLAS thread count
+fixed (or >= 2) when bit-identical reruns matter.
 """
 from __future__ import annotations
 

@@ -278,6 +278,7 @@ class DeepDecoder:
         if np.dtype(dtype) not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
         self._dtype = np.dtype(dtype)
+        self.backend = _resolve_backend(backend)
         self.norm, self.sigmoid, self.seed = bool(norm), bool(sigmoid), seed
 
         factor = 2 ** (self._layers - 1)
@@ -291,7 +292,6 @@ class DeepDecoder:
         self.upsample = upsampling_taps(upsample)
         self.last_filter = None if last_filter is None else _filters.as_taps(last_filter, 1)
         self.spatial = self._spatial_maps()
-        self.backend = _resolve_backend(backend)
 
         input_rng, self._weight_seed = np.random.SeedSequence(seed).spawn(2)
         draw = np.random.default_rng(input_rng).standard_normal(
