@@ -421,3 +421,26 @@ def test_bits_do_not_depend_on_blas_threads_beyond_one():
     driver rounds differently (measured with OpenBLAS 0.3.31); see minidip.deep._kernels."""
     pytest.importorskip("numba")
     assert _bits(2, 2) == _bits(2, 3)
+
+
+def test_kernel_python_bodies_without_jit():
+    """NUMBA_DISABLE_JIT=1 runs the kernels as Python: tiny 1-D and 2-D models against NumPy."""
+    code = """
+import numpy as np, minidip as md
+for shape, kw in [((16,), dict(upsample="cubic", sigmoid=True)),
+                  ((8, 12), dict(out_channels=3, last_filter=[0.5, 1.0])),
+                  ((8, 8), dict(norm=False, upsample=[1.0, 1.0]))]:
+    kw.update(channels=3, layers=2, dtype=np.float64, seed=1)
+    fast, ref = (md.DeepDecoder(shape, backend=b, **kw) for b in ("numba", "numpy"))
+    P = {n: v + 0.1 for n, v in ref.init_weights().items()}
+    y = np.random.default_rng(0).standard_normal(ref.output_shape)
+    (la, ga), (lb, gb) = fast.loss_and_grad(P, y), ref.loss_and_grad(P, y)
+    assert abs(la - lb) <= 1e-12 * lb
+    assert all(np.allclose(ga[n], gb[n], rtol=0, atol=1e-12 * np.abs(gb[n]).max()) for n in P)
+print("ok")
+"""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NUMBA_DISABLE_JIT="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
