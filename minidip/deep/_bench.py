@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._numba import _FAST, _jit
 from .model import DeepDecoder
 
 __all__ = ["Case", "SHAPES", "Adam", "matmul_flops", "torch_twin", "compare", "main"]
@@ -67,27 +68,33 @@ def matmul_flops(gen: DeepDecoder) -> float:
 
 
 class Adam:
-    """Element-wise Adam on a dict of arrays, in place (Kingma & Ba, with bias correction)."""
+    """Element-wise Adam on a dict of arrays, in place (Kingma & Ba, with bias correction).
+
+    m = b1 m + (1 - b1) g,  v = b2 v + (1 - b2) g^2,
+    p -= lr / (1 - b1^t) m / (sqrt(v / (1 - b2^t)) + eps).
+    One fused Numba pass per array (PyTorch's twin uses its fused Adam).
+    """
 
     def __init__(self, params: dict, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
         self.lr, (self.b1, self.b2), self.eps = lr, betas, eps
-        self.m = {n: np.zeros_like(v) for n, v in params.items()}
-        self.v = {n: np.zeros_like(v) for n, v in params.items()}
+        self.m = {n: np.zeros(v.size, v.dtype) for n, v in params.items()}
+        self.v = {n: np.zeros(v.size, v.dtype) for n, v in params.items()}
         self.t = 0
 
     def update(self, params: dict, grads: dict) -> None:
         self.t += 1
         c1, c2 = 1 - self.b1 ** self.t, 1 - self.b2 ** self.t
         for name, p in params.items():
-            g, m, v = grads[name], self.m[name], self.v[name]
-            dt = p.dtype.type
-            m *= dt(self.b1)
-            m += dt(1 - self.b1) * g
-            v *= dt(self.b2)
-            v += dt(1 - self.b2) * g * g
-            denom = np.sqrt(v / dt(c2))
-            denom += dt(self.eps)
-            p -= dt(self.lr / c1) * m / denom
+            _adam(p.reshape(-1), np.ascontiguousarray(grads[name], p.dtype).reshape(-1),
+                  self.m[name], self.v[name], self.lr / c1, 1 / c2, self.b1, self.b2, self.eps)
+
+
+@_jit(**_FAST)
+def _adam(p, g, m, v, step, inv_c2, b1, b2, eps):
+    for i in range(p.size):
+        m[i] = b1 * m[i] + (1 - b1) * g[i]
+        v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
+        p[i] -= step * m[i] / (math.sqrt(v[i] * inv_c2) + eps)
 
 
 def our_step(gen: DeepDecoder, params: dict, y: np.ndarray):

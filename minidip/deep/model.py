@@ -292,6 +292,7 @@ class DeepDecoder:
         self.upsample = upsampling_taps(upsample)
         self.last_filter = None if last_filter is None else _filters.as_taps(last_filter, 1)
         self.spatial = self._spatial_maps()
+        self._shapes, self._scales = self._describe_weights()
 
         input_rng, self._weight_seed = np.random.SeedSequence(seed).spawn(2)
         draw = np.random.default_rng(input_rng).standard_normal(
@@ -357,23 +358,28 @@ class DeepDecoder:
 
     def weight_shapes(self) -> dict:
         """Name -> shape of every trained array, in the order of :meth:`init_weights`."""
+        return dict(self._shapes)
+
+    def weight_scales(self) -> dict:
+        """(E16) The factor s with W = s * P[name] for "W1".., "Wout": sigma_w / sqrt(fan_in)
+        under "ntk" (sigma_w^2 = 2 hidden, 1 output), 1 under "standard"."""
+        return dict(self._scales)
+
+    def _describe_weights(self):
+        """The (constant) shapes and E16 scales of the trained arrays."""
         widths = (self.input_channels,) + self._channels
         shapes = {f"W{l}": (widths[l], widths[l - 1]) for l in range(1, self._layers + 1)}
         shapes["Wout"] = (self.out_channels, widths[-1])
         if self.norm:
             shapes.update({f"gamma{l}": (widths[l],) for l in range(1, self._layers + 1)})
             shapes.update({f"beta{l}": (widths[l],) for l in range(1, self._layers + 1)})
-        return shapes
-
-    def weight_scales(self) -> dict:
-        """(E16) The factor s with W = s * P[name] for "W1".., "Wout": sigma_w / sqrt(fan_in)
-        under "ntk" (sigma_w^2 = 2 hidden, 1 output), 1 under "standard"."""
-        fan_in = {name: shape[1] for name, shape in self.weight_shapes().items()
-                  if name.startswith("W")}
+        fan_in = {name: shape[1] for name, shape in shapes.items() if name.startswith("W")}
         if self.parametrization == "standard":
-            return dict.fromkeys(fan_in, 1.0)
-        return {name: math.sqrt((1.0 if name == "Wout" else 2.0) / k)
-                for name, k in fan_in.items()}
+            scales = dict.fromkeys(fan_in, 1.0)
+        else:
+            scales = {name: math.sqrt((1.0 if name == "Wout" else 2.0) / k)
+                      for name, k in fan_in.items()}
+        return shapes, scales
 
     def init_weights(self) -> dict:
         """(E16) Initial parameters, drawn in float64 from ``seed`` then cast to ``dtype``.
@@ -400,7 +406,7 @@ class DeepDecoder:
         if not isinstance(P, dict):
             raise ValueError(f"parameters must be a dict of arrays (see init_weights), "
                              f"got {type(P).__name__}")
-        shapes = self.weight_shapes()
+        shapes = self._shapes
         missing, extra = set(shapes) - set(P), set(P) - set(shapes)
         if missing or extra:
             raise ValueError(f"parameter names do not match the model: missing "
@@ -409,11 +415,11 @@ class DeepDecoder:
         checked = {}
         for name, shape in shapes.items():
             value = np.asarray(P[name])
-            if not np.issubdtype(value.dtype, np.number) or np.iscomplexobj(value):
+            if value.dtype.kind not in "biuf":
                 raise ValueError(f"parameter {name} must be a real numeric array")
             if value.shape != shape:
                 raise ValueError(f"parameter {name} has shape {value.shape}, expected {shape}")
-            if not np.all(np.isfinite(value)):
+            if not np.isfinite(value).all():
                 raise ValueError(f"parameter {name} contains NaN or infinity")
             checked[name] = np.ascontiguousarray(value, dtype=self._dtype)
         return checked
@@ -436,7 +442,7 @@ class DeepDecoder:
         return self._effective(P)
 
     def _effective(self, P: dict) -> dict:
-        scales = self.weight_scales()
+        scales = self._scales
         return {name: (self._dtype.type(scales[name]) * value if name in scales else value)
                 for name, value in P.items()}
 
@@ -471,7 +477,7 @@ class DeepDecoder:
             loss, dout = objective(out.reshape(self.output_shape))
             dout = np.asarray(dout, self._dtype).reshape(out.shape)
             grads = backward(dout, W, tape, self.spatial, self.norm, self.sigmoid)
-        scales = self.weight_scales()
+        scales = self._scales
         grads = {name: (self._dtype.type(scales[name]) * grads[name] if name in scales
                         else grads[name]).astype(self._dtype, copy=False) for name in P}
         return loss, grads, out.reshape(self.output_shape)
