@@ -12,8 +12,10 @@ The roofline of a step is its matrix-product flops at the sgemm rate measured in
 (NumPy float32 matmul); the fraction reached is that time over the measured step.
 
 :func:`main` runs Numba's kernels on its "workqueue" threading layer unless NUMBA_THREADING_LAYER
-says otherwise: with OpenMP's layer, whose idle threads spin, and BLAS's own threads taking turns
-on two shared cores, a step was measured 10-30x slower.
+says otherwise.  With OpenMP's layer, whose idle threads spin, the kernels and BLAS's own threads
+take turns badly when the cores are shared: measured at 128x128 on 2 cores that other jobs kept
+busy (load average 5), a step took 416 ms (median 624) with OpenMP, 120 ms with
+OMP_WAIT_POLICY=passive, and 14 ms (median 17) with workqueue.
 """
 from __future__ import annotations
 
@@ -28,7 +30,8 @@ import numpy as np
 from .._numba import _FAST, _jit
 from .model import DeepDecoder
 
-__all__ = ["Case", "SHAPES", "Adam", "matmul_flops", "torch_twin", "compare", "main"]
+__all__ = ["Case", "SHAPES", "Adam", "matmul_flops", "torch_twin", "check_twin", "compare",
+           "prefer_workqueue", "main"]
 
 
 @dataclass(frozen=True)
