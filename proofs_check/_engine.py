@@ -19,6 +19,7 @@ once, one per core it was given.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
@@ -62,7 +63,7 @@ def run_tasks(function, tasks, scheduler=None, on_result=None) -> list:
             report(index, results[-1])
         return results
     distributed = _import_distributed()
-    with _connect(distributed, scheduler) as client:
+    with _connect(distributed, str(scheduler)) as client:
         futures = [client.submit(_on_worker, function, task, pure=False) for task in tasks]
         position = {future.key: index for index, future in enumerate(futures)}
         results = [None] * len(tasks)
@@ -109,37 +110,31 @@ def _import_distributed():
     return distributed
 
 
-class _connect:
-    """A Client of the given scheduler (a LocalCluster for "local"), closed on exit."""
-
-    def __init__(self, distributed, scheduler):
-        self.distributed, self.scheduler = distributed, str(scheduler)
-        self.cluster = self.client = None
-
-    def __enter__(self):
-        d = self.distributed
+@contextlib.contextmanager
+def _connect(distributed, scheduler):
+    """A Client of the given scheduler (of a new LocalCluster for "local"), closed on exit."""
+    cluster = client = None
+    try:
         try:
-            if self.scheduler == LOCAL:
-                # Workers that ran Numba's parallel kernels can outlive the nanny's 4 s grace at
+            if scheduler == LOCAL:
+                # Workers that ran Numba's parallel kernels can outlive the nanny's grace at
                 # shutdown; it then ends them, which is what closing the cluster asks for.
-                self.cluster = d.LocalCluster(n_workers=_cores(), threads_per_worker=1,
-                                              processes=True, dashboard_address=None,
-                                              silence_logs=logging.ERROR)
-                self.client = d.Client(self.cluster)
+                cluster = distributed.LocalCluster(n_workers=_cores(), threads_per_worker=1,
+                                                   processes=True, dashboard_address=None,
+                                                   silence_logs=logging.ERROR)
+                client = distributed.Client(cluster)
             else:
-                self.client = d.Client(self.scheduler, timeout="20s")
+                client = distributed.Client(scheduler, timeout="20s")
         except (OSError, TimeoutError, ValueError) as exc:
-            self.__exit__()
-            raise SchedulerError(f"cannot reach the Dask scheduler {self.scheduler!r} ({exc}); "
-                                 f"give the address of a running scheduler "
-                                 f"(dask scheduler prints it) or 'local'") from None
-        return self.client
-
-    def __exit__(self, *exc_info):
-        if self.client is not None:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+            raise SchedulerError(f"cannot reach the Dask scheduler {scheduler!r} ({exc}); give "
+                                 f"the address of a running scheduler (dask scheduler prints "
+                                 f"it) or 'local'") from None
+        yield client
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def _cores() -> int:

@@ -62,7 +62,6 @@ THEOREM_EXPONENT = 8                # k >= C n / xi^8 for eps = xi
 
 COLUMNS = ("n", "k", "init_ratio", "filter", "seed", "deviation", "eps", "best_error",
            "mask_flipped", "seconds")
-_PARAMETERS = COLUMNS[:5]
 
 
 def run_task(n, k, init_ratio, filter, seed, steps=STEPS, step_fraction=STEP_FRACTION) -> dict:
