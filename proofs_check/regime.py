@@ -222,10 +222,10 @@ def plot(rows, path, steps=STEPS, step_fraction=STEP_FRACTION) -> None:
         right.set_xticks(widths, [str(k) for k in widths])
         right.set_yticks(ratios, [f"{r:g}" for r in ratios])
         right.minorticks_off()
-        right.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+        right.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     fig.suptitle(f"iid init, {steps} steps of {step_fraction:g}/lambda_max, "
                  f"x: {SIGNAL_MODES} modes, ||z|| = ||x||", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
@@ -298,6 +298,9 @@ def main(argv=None) -> int:
     except engine.SchedulerError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:                     # a fit failed (e.g. diverged): say which
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
     print(f"done in {time.perf_counter() - start:.0f} s")
     return 0
 
