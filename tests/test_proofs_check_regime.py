@@ -174,8 +174,8 @@ def test_claims_are_the_same_in_process_and_on_dask(cluster, tmp_path):
     # declaring them, so it is the engine that must not matter.
     from proofs_check import c5_early_stopping as c5, c7_spectral_bias as c7
     names = ["c5_early_stopping", "c7_spectral_bias"]
-    configs = {"c5_early_stopping": c5.Config(n=64, widths=(32, 64), steps=40),
-               "c7_spectral_bias": c7.Config(downsample=16, widths=(32, 64, 128), steps=300)}
+    configs = {"c5_early_stopping": c5.Config(n=32, widths=(16, 32), steps=20),
+               "c7_spectral_bias": c7.Config(downsample=16, widths=(8, 16, 32), steps=40)}
     here = runner.run_claims(names, tmp_path / "here", configs=configs)
     there = runner.run_claims(names, tmp_path / "there", full=True, configs=configs,
                               scheduler=cluster.scheduler_address)
