@@ -1,6 +1,8 @@
 """Empirical checks of the theory: one module per claim (C1-C8, C13, C14) of the specification.
 
-``python -m proofs_check`` runs them all; ``python -m proofs_check.<module>`` runs one.
+``python -m proofs_check`` runs them all; ``python -m proofs_check.<module>`` runs one;
+``python -m proofs_check.regime`` maps where the theory holds over width x init scale.  Both
+run in-process or, with ``--scheduler``, on Dask (``proofs_check._engine``).
 """
 
 CLAIMS = (

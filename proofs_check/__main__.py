@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
 from pathlib import Path
 
-from proofs_check import CLAIMS, _common as common
+from proofs_check import CLAIMS, _common as common, _engine as engine, _runner as runner
 
 #: Rough wall time of --full on a 2-core machine (measured: 24 min), said before starting.
 FULL_MINUTES = 25
@@ -22,6 +21,10 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", nargs="+", metavar="CLAIM",
                         help="run only these claims (e.g. C1 C4)")
+    parser.add_argument("--scheduler", metavar="ADDRESS|local",
+                        help="run the claims as tasks on Dask: a scheduler's address, or "
+                             "'local' for a LocalCluster (needs the cluster extra); "
+                             "default: in-process, one after another")
     args = parser.parse_args(argv)
 
     names = CLAIMS
@@ -38,13 +41,19 @@ def main(argv=None) -> int:
         print(f"--full: paper-scale sizes, roughly {FULL_MINUTES} minutes on 2 cores.")
 
     start = time.perf_counter()
-    results = []
-    for i, name in enumerate(names, 1):
-        module = importlib.import_module(f"proofs_check.{name}")
-        print(f"[{i}/{len(names)}] {module.CLAIM} {module.STATEMENT} ...", end="", flush=True)
-        result = module.run(out=args.out, full=args.full, seed=args.seed)
-        results.append(result)
-        print(f" {'PASS' if result.passed else 'FAIL'} ({result.seconds:.1f} s)", flush=True)
+    done = []
+
+    def progress(result):
+        done.append(result)
+        print(f"[{len(done)}/{len(names)}] {result.claim} {result.statement}: "
+              f"{'PASS' if result.passed else 'FAIL'} ({result.seconds:.1f} s)", flush=True)
+
+    try:
+        results = runner.run_claims(names, args.out, args.full, args.seed, args.scheduler,
+                                    progress=progress)
+    except engine.SchedulerError as exc:
+        print(f"python -m proofs_check: error: {exc}", file=sys.stderr)
+        return 2
 
     print()
     print(f"{'claim':5}  {'result':6}  measured vs threshold")

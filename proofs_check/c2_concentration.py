@@ -23,7 +23,8 @@ import minidip as md
 from proofs_check import _common as common
 
 CLAIM = "C2"
-STATEMENT = "||J_0 J_0^T - Sigma||_F / ||Sigma||_F falls like k^(-1/2)"
+STATEMENT = ("||J_0 J_0^T - Sigma||_F / ||Sigma||_F falls like k^(-1/2) (iid init; K_0 does not "
+             "depend on its scale)")
 
 FILTER = md.filters.gaussian(2.0)
 SLOPE, SLOPE_TOLERANCE = -0.5, 0.1

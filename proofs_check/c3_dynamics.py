@@ -12,9 +12,20 @@ small init ||G(C_0)|| ~ 0.1 ||y||.
 Thresholds.  dev must shrink with k in the lazy regime: fitted log-log slope <= -0.3 (the
 concentration of K_0 gives -0.5; the estimate from three widths of one seed scatters by about
 0.1), and be small at the largest default width: <= 0.05 (issue 3's bound at k = 8192; the
-measurement gives about 0.02 at k = 4096).  The small-init deviations are reported, not
-thresholded: there the weights travel far relative to their size, the masks change, and E10
-only holds qualitatively.
+measurement gives about 0.02 at k = 4096).
+
+The theorem's regime (iid init, ||G(C_0)|| ~ 0.1 ||y||), thresholded too.  There the weights
+travel far relative to their size and the masks change, so the deviation is larger; what can be
+required of it, from first-order perturbation theory: (i) it shrinks as k grows, the claim's own
+statement: each width's worst deviation below the previous width's (largest ratio of successive
+values < 1); (ii) it is at most 1/0.1 = 10 times the lazy deviation at the same width, checked
+at the largest width.  The deviation has two parts: the sampling error of the kernel, K_0 -
+Sigma, which does not depend on the init scale at all (the masks 1[U c_j > 0] do not), and the
+drift of the Jacobian, which to first order is the weights' movement over their scale omega:
+the movement is set by the residual to fit, nearly the same in both regimes, while omega is 10x
+smaller, so the drift is 10x the lazy drift and the sum at most 10x the lazy sum.  At small k
+the first order overestimates (a mask flips only once), which is why (ii) is checked where k is
+largest.
 """
 from __future__ import annotations
 
@@ -26,7 +37,8 @@ import minidip as md
 from proofs_check import _common as common
 
 CLAIM = "C3"
-STATEMENT = "the gradient-descent trajectory follows the linearized prediction (E10) as k grows"
+STATEMENT = ("the gradient-descent trajectory follows the linearized prediction (E10) as k grows "
+             "(iid init at ||G(C_0)|| ~ ||y|| and ~ 0.1 ||y||)")
 
 FILTER = md.filters.gaussian(2.0)
 SIGNAL_MODES = 6
@@ -34,6 +46,7 @@ NOISE_STD = 0.5
 INIT, LAZY_SCALE, SMALL_SCALE = "iid", 1.0, 0.1
 MAX_SLOPE = -0.3
 MAX_DEVIATION = 0.05
+MAX_SMALL_TO_LAZY = LAZY_SCALE / SMALL_SCALE     # (ii) of the theorem's regime
 
 
 @dataclass(frozen=True)
@@ -88,9 +101,16 @@ def run(out=common.DEFAULT_OUT, full=False, seed=0, config=None):
     axes[1].legend(fontsize=8)
     figure = common.save_figure(fig, out, "c3_dynamics")
 
+    small_values = np.array([worst_small[k] for k in widths])
     checks = [common.Check("log-log slope of worst deviation", slope, "<=", MAX_SLOPE),
               common.Check(f"worst deviation at k = {widths[-1]}", worst[widths[-1]], "<=",
-                           MAX_DEVIATION)]
+                           MAX_DEVIATION),
+              common.Check(f"init {SMALL_SCALE:g} ||y||: max ratio of successive worst "
+                           f"deviations", float(np.max(small_values[1:] / small_values[:-1])),
+                           "<", 1.0),
+              common.Check(f"init {SMALL_SCALE:g} ||y||: worst deviation / lazy one at "
+                           f"k = {widths[-1]}", worst_small[widths[-1]] / worst[widths[-1]],
+                           "<=", MAX_SMALL_TO_LAZY)]
     measured = dict(widths=list(widths), worst_deviation=worst,
                     worst_deviation_small_init=worst_small, slope=slope)
     return common.ClaimResult(CLAIM, STATEMENT, checks, measured, figure)

@@ -53,7 +53,8 @@ from minidip.generator import output_weights
 from proofs_check import _common as common
 
 CLAIM = "C6"
-STATEMENT = "over independent seeds, G(C_0) has mean 0 and the covariance of E13"
+STATEMENT = ("over independent seeds of the iid init (default scale, unit-RMS output), G(C_0) "
+             "has mean 0 and the covariance of E13")
 
 FILTERS = {
     "1-D": md.filters.gaussian(2.0),

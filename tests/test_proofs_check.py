@@ -21,7 +21,7 @@ TINY = {
     c5_early_stopping: c5_early_stopping.Config(n=64, widths=(32, 64), steps=40),
     c6_gaussian_process: c6_gaussian_process.Config(seeds=40, channels=4, shape_1d=(16,),
                                                     shape_2d=(8, 10)),
-    c7_spectral_bias: c7_spectral_bias.Config(downsample=16, channels=32, steps=300),
+    c7_spectral_bias: c7_spectral_bias.Config(downsample=16, widths=(32, 64, 128), steps=300),
     c8_filter_is_cause: c8_filter_is_cause.Config(n=32, channels=32, steps=60),
     c13_inpainting: c13_inpainting.Config(n=32, widths=(16, 64), steps=10, shape_2d=(8, 8),
                                           channels_2d=16),

@@ -78,10 +78,11 @@ def test_c6_spectrum_se_doubles_the_variance_at_real_frequencies():
 
 
 def test_c7_runs_at_tiny_size(tmp_path):
-    result = c7.run(out=tmp_path, config=c7.Config(channels=8, steps=20, downsample=16))
-    _check_result(result, "C7", 2)
+    result = c7.run(out=tmp_path, config=c7.Config(widths=(4, 8, 16), steps=20, downsample=16))
+    _check_result(result, "C7", 3)
     assert result.measured["shape"] == [16, 16]
-    assert len(result.measured["rise_iterations"]) == c7.N_BANDS
+    assert sorted(result.measured["rise_iterations"]) == [4, 8, 16]
+    assert all(len(r) == c7.N_BANDS for r in result.measured["rise_iterations"].values())
 
 
 def test_c7_rise_iteration_interpolates_in_log_tau():
