@@ -27,6 +27,7 @@ with the angle from :func:`minidip.spectral.angle_from_gap`.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
@@ -306,19 +307,39 @@ def cyclostationary_rows(gen, *, train_output=True):
 
     Both kernels satisfy ``K[i, i + d] = R[i mod p, d]`` with period p = 2^(L-1) per axis (the
     upsampling of layers 1..L-1 doubles it each time); each layer costs a few spatial maps of
-    p^ndim rows, O(L p^ndim N taps) in all, with no N x N matrix.
+    p^ndim rows, O(L p^ndim N taps) in all, with no N x N matrix.  They depend only on the
+    architecture and are kept for the last few architectures asked (read-only arrays).
 
     Returns
     -------
     (period, nngp_rows, ntk_rows) : int and two arrays of shape (p,)*ndim + S, float64.
     """
     _check_model(gen, "the structured NTK")
-    variances = weight_variances(gen)
-    ndim = len(gen.shape)
-    R = np.zeros((1,) * ndim + gen.input_shape)
+    return _rows(_architecture(gen), bool(train_output))
+
+
+def _architecture(gen) -> tuple:
+    """What the kernels with K_0 = I depend on, hashable: grids, spatial maps, variances."""
+    spatial = tuple(None if P is None else (tuple(P[0].tolist()), P[1]) for P in gen.spatial)
+    return gen.input_shape, spatial, tuple(sorted(weight_variances(gen).items()))
+
+
+def _read_only(*arrays):
+    for a in arrays:
+        a.flags.writeable = False
+    return arrays
+
+
+@functools.lru_cache(maxsize=8)
+def _rows(architecture, train_output):
+    input_shape, spatial_maps, variances = architecture
+    variances = dict(variances)
+    spatial_maps = [None if P is None else (np.array(P[0]), P[1]) for P in spatial_maps]
+    ndim = len(input_shape)
+    R = np.zeros((1,) * ndim + input_shape)
     R[(0,) * (2 * ndim)] = 1.0                                          # K_0 = I
     period, K, T = 1, R, None
-    for l, spatial in enumerate(gen.spatial, start=1):
+    for l, spatial in enumerate(spatial_maps, start=1):
         s2 = variances[f"W{l}"]
         Q, new = _map_rows(K, period, spatial)
         Q = s2 * Q
@@ -329,7 +350,13 @@ def cyclostationary_rows(gen, *, train_output=True):
         period = new
         K0_prev, K = _relu_rows(Q, period)
     s_o = variances["Wout"]
-    return period, s_o * K, s_o * ((K if train_output else 0.0) + T * K0_prev)
+    return (period,) + _read_only(s_o * K, s_o * ((K if train_output else 0.0) + T * K0_prev))
+
+
+@functools.lru_cache(maxsize=8)
+def _blocks(architecture, train_output):
+    period, _, rows = _rows(architecture, train_output)
+    return _read_only(*_fourier_blocks(rows, period))
 
 
 def _fourier_blocks(rows: np.ndarray, period: int):
@@ -375,8 +402,8 @@ def ntk_blocks(gen, *, train_output=True):
         frequencies (f0 + m S/P); blocks (B, P^ndim, P^ndim) complex, the restriction of
         F Theta F^H (unitary DFT) to them.
     """
-    period, _, rows = cyclostationary_rows(gen, train_output=train_output)
-    return _fourier_blocks(rows, period)
+    _check_model(gen, "the structured NTK")
+    return _blocks(_architecture(gen), bool(train_output))
 
 
 def ntk_eigenvalues(gen, *, train_output=True) -> np.ndarray:
@@ -459,16 +486,16 @@ def predict_outputs(gen, y, g0, iterations, step_size=None, *, train_output=True
     y = _check.signal(y, "y", gen.output_shape, ndims=(1, 2, 3))
     g0 = _check.signal(g0, "g0", gen.output_shape, ndims=(1, 2, 3))
     index, blocks = ntk_blocks(gen, train_output=train_output)
-    lam, V = np.linalg.eigh(blocks)
+    lam, V = np.linalg.eigh(blocks)                                   # (B, M), (B, M, M)
     eta = resolve_step_size(step_size, 2.0 / float(lam.max()))
     channels = (g0 - y).reshape((-1,) + gen.shape)
     axes = tuple(range(1, channels.ndim))
     rhat = np.fft.fftn(channels, axes=axes, norm="ortho").reshape(len(channels), -1)
-    coeff = np.einsum("bmn,cbm->cbn", V.conj(), rhat[:, index])       # V^H r per block
+    coeff = np.conj(np.swapaxes(V, 1, 2)) @ rhat[:, index][..., None]  # V^H r per block
     out = np.empty((taus.size, len(channels), gen.size))
+    spectrum = np.zeros_like(rhat)
     for t, tau in enumerate(taus):
-        spectrum = np.zeros_like(rhat)
-        spectrum[:, index] = np.einsum("bmn,cbn->cbm", V, (1.0 - eta * lam) ** tau * coeff)
+        spectrum[:, index] = (V @ (((1.0 - eta * lam) ** tau)[..., None] * coeff))[..., 0]
         r = np.fft.ifftn(spectrum.reshape(channels.shape), axes=axes, norm="ortho").real
         out[t] = (y.reshape(channels.shape) + r).reshape(len(channels), -1)
     return out.reshape((taus.size,) + gen.output_shape)
