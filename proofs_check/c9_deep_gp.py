@@ -172,7 +172,8 @@ def run(out=common.DEFAULT_OUT, full=False, seed=0, config=None):
                          color=color, ms=3, elinewidth=0.6)
         axes[0].plot(lags, r["average"][i], ":", color="k", lw=1)
     axes[0].set(xlabel="lag from pixel i", ylabel="Cov[x_i, x_i+d]",
-                title=f"1-D, L={LAYERS}: rows (dots: {c.draws} draws, dotted: phase average)")
+                title=f"1-D, L={LAYERS}, given B_0: two rows of E17\n"
+                      f"dots: {c.draws} draws +/- 2 s.e.; dotted: phase average")
     axes[0].legend(fontsize=7)
     r2 = results["2-D, K_0 = I"]
     im = axes[1].imshow(np.diag(r2["stats"]["cov"]).reshape(two.shape), cmap="viridis")

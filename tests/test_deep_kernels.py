@@ -334,3 +334,24 @@ def test_errors_name_the_problem():
         kernels.predict_outputs(gen, np.zeros(16), np.zeros(16), [1], step_size=1e9)
     with pytest.raises(ValueError, match="shape"):
         kernels.phase_average(np.eye(5), (4,))
+
+
+def test_model_kernel_eigenvalues_drive_the_spectral_stop_rule():
+    """DeepDecoder.kernel_eigenvalues is the phase-averaged E19 spectrum, so the spectral rule
+    (E12) runs on a deep decoder fitted by gradient descent; with normalisation it says why not."""
+    x = md.data.bandlimited((32,), p=3, seed=0)
+    y = x + 0.3 * np.random.default_rng(1).standard_normal(32)
+    gen = md.DeepDecoder((32,), channels=64, layers=3, norm=False, dtype=np.float64,
+                         backend="numpy")
+    lam = gen.kernel_eigenvalues()
+    assert np.array_equal(lam, kernels.ntk_phase_average(gen)[0]) and lam.shape == (32,)
+    eta = 0.5 * kernels.default_step_size(gen)
+    res = md.fit(gen, y, 200, step_size=eta, stop="spectral", noise_std=0.3)
+    expected = md.spectral.risk_from_eigenvalues(
+        lam, np.arange(201), eta,
+        np.maximum(np.abs(np.fft.fft(y - gen.forward(gen.init_weights()), norm="ortho")) ** 2
+                   - 0.09, 0.0), 0.3)
+    assert res.info["predicted_stop"] == int(np.argmin(expected))
+    with pytest.raises(ValueError, match="norm=False"):
+        md.fit(md.DeepDecoder((32,), channels=4, layers=3), y, 5, step_size=0.01,
+               stop="spectral", noise_std=0.3)

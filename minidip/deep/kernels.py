@@ -34,8 +34,7 @@ import math
 import numpy as np
 
 from .. import validation as _check
-from ..spectral import angle_from_gap, arccos_maps, resolve_step_size
-from ..spectral._kernels import MAX_DENSE_SIZE
+from ..spectral import MAX_DENSE_SIZE, angle_from_gap, arccos_maps, resolve_step_size
 from .model import DeepDecoder, spatial_map
 
 __all__ = ["nngp", "ntk", "ntk_eigenvalues", "ntk_blocks", "ntk_phase_average",
