@@ -139,6 +139,7 @@ def run(out=common.DEFAULT_OUT, full=False, seed=0, config=None):
     axes[1].loglog(widths, distance[0] * (widths / widths[0]) ** -0.5, "--", color="gray",
                    label="k^(-1/2)")
     common.label_widths(axes[1], widths)
+    axes[1].set_yticks(distance, [f"{d:.2f}" for d in distance])
     axes[1].set(xlabel="width k", ylabel="sqrt E||J J^T - Theta||^2 / ||Theta||",
                 title="(b) concentration")
     axes[1].legend(fontsize=8)
@@ -147,7 +148,7 @@ def run(out=common.DEFAULT_OUT, full=False, seed=0, config=None):
         axes[2].loglog(r["dense"][shown], r["fast"][shown], ".", ms=2, color=f"C{i}",
                        label=f"{name}: {r['error']:.1e}")
     axes[2].set(xlabel="dense eigvalsh (K_0 = I)", ylabel="structured (E19)",
-                title="(c) eigenvalues > 1e-12 lambda_max; error / lambda_max")
+                title="(c) E19 vs dense, eigenvalues > 1e-12 max")
     axes[2].legend(fontsize=6)
     figure = common.save_figure(fig, out, "c10_deep_ntk")
 

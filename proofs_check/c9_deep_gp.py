@@ -69,7 +69,7 @@ class Config:
 
 
 DEFAULT = Config()
-FULL = Config(draws=10000, channels=64, shape_1d=(64,), shape_2d=(16, 16))
+FULL = Config(draws=10000, channels=128, shape_1d=(64,), shape_2d=(16, 16))
 
 
 def spatial_matrices(gen) -> list:

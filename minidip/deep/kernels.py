@@ -244,6 +244,9 @@ def phase_average(kernel, shape) -> np.ndarray:
     kernel = np.asarray(kernel, dtype=np.float64)
     if kernel.shape != (n, n):
         raise ValueError(f"kernel must be ({n}, {n}) for shape {shape}, got {kernel.shape}")
+    if n > MAX_DENSE_SIZE:
+        raise ValueError(f"N = {n} > {MAX_DENSE_SIZE}: use md.deep.ntk_phase_average, which "
+                         "averages the cyclostationary rows without an N x N matrix")
     coords = np.indices(shape).reshape(len(shape), -1)
     lag = np.ravel_multi_index(tuple((coords[:, None, :] - coords[:, :, None])
                                      % np.array(shape)[:, None, None]), shape)   # [i, l]: l - i
