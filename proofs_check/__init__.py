@@ -1,4 +1,4 @@
-"""Empirical checks of the theory: one module per claim (C1-C8, C13, C14) of the specification.
+"""Empirical checks of the theory: one module per claim of the specification (C1-C14).
 
 ``python -m proofs_check`` runs them all; ``python -m proofs_check.<module>`` runs one;
 ``python -m proofs_check.regime`` maps where the theory holds over width x init scale.  Both
@@ -14,6 +14,10 @@ CLAIMS = (
     "c6_gaussian_process",
     "c7_spectral_bias",
     "c8_filter_is_cause",
+    "c9_deep_gp",
+    "c10_deep_ntk",
+    "c11_deep_spectral_bias",
+    "c12_beyond_the_kernel",
     "c13_inpainting",
     "c14_compressive_sensing",
 )

@@ -353,8 +353,9 @@ def _resolve(name):
 
 def test_math_md_names_every_equation_with_a_function():
     rows = dict(_summary_rows())
-    assert sorted(rows, key=lambda e: int(e[1:])) == [f"E{i}" for i in (*range(1, 15),
-                                                                        21, 22, 23)]
+    numbers = [int(e[1:]) for e in rows]
+    assert numbers == sorted(set(numbers))
+    assert set(range(1, 15)) | set(range(17, 24)) <= set(numbers)
     assert all(rows.values())
 
 

@@ -493,6 +493,13 @@ class DeepDecoder:
         """None: gradient descent on the deep decoder has no closed-form stable step size."""
         return None
 
+    def kernel_eigenvalues(self) -> np.ndarray:
+        """(E19) Per-frequency eigenvalues for the spectral stop rule: the phase-averaged NTK
+        with K_0 = I (:func:`minidip.deep.kernels.ntk_phase_average`), shape S, np.fft order.
+        Needs norm=False, sigmoid=False, "ntk"."""
+        from .kernels import ntk_phase_average
+        return ntk_phase_average(self)[0]
+
     def _fast_path(self):
         if self._fast is None:
             from ._kernels import FastPath
