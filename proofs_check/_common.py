@@ -160,15 +160,15 @@ def write_report(results, path) -> None:
 # --------------------------------------------------------------------------------------------
 # Experiments shared by several claims
 
-def make_generator(u, target, channels, init_scale, seed, init="iid", dtype=np.float64,
+def make_generator(u, target, channels, init_ratio, seed, init="iid", dtype=np.float64,
                    backend=None):
-    """A generator with init_std = init_std_for(u, target, init_scale).
+    """A generator with init_std = init_std_for(u, target, init_ratio).
 
-    With ``init="iid"`` its output at initialization has E||G(C_0)|| = init_scale ||target||;
-    with ``init="paired"`` G(C_0) = 0 and init_scale only sets how lazy the dynamics are.
+    With ``init="iid"`` its output at initialization has E||G(C_0)|| = init_ratio ||target||;
+    with ``init="paired"`` G(C_0) = 0 and init_ratio only sets how lazy the dynamics are.
     """
     import minidip as md
-    omega = md.init_std_for(u, target, init_ratio=init_scale)
+    omega = md.init_std_for(u, target, init_ratio=init_ratio)
     return md.Generator(u, target.shape, channels, init_std=omega, seed=seed, dtype=dtype,
                         backend=backend, init=init)
 

@@ -38,7 +38,7 @@ FILTER_2D = md.filters.gaussian(1.0, ndim=2)
 BLUR_STD = 2.0                      # the blur operator: a Gaussian of this std, taps summing to 1
 SIGNAL_MODES = 6
 MISSING = 0.4                       # fraction of samples the random mask hides
-INIT, INIT_SCALE = "paired", 10.0   # G(C_0) = 0, init_std 10x the unit-output scale: lazy
+INIT, INIT_STD_FACTOR = "paired", 10.0   # G(C_0) = 0, init_std 10x the unit-output scale: lazy
 MAX_DEVIATION = 0.05
 MAX_LIMIT_DISTANCE = 0.05
 MAX_SLOPE = -0.3
@@ -73,7 +73,7 @@ def measure(u, A, x, channels, seed, steps):
     shape = A.input_shape
     y = A.forward(x)
     eta = 1.0 / md.spectral.normal_lambda_max(u, shape, A)
-    omega = INIT_SCALE * md.generator.default_init_std(md.filters.as_taps(u, len(shape)))
+    omega = INIT_STD_FACTOR * md.generator.default_init_std(md.filters.as_taps(u, len(shape)))
     gen = md.Generator(u, shape, channels, init_std=omega, seed=seed, dtype=np.float64,
                        init=INIT)
     _, outputs = common.fit_with_outputs(gen, y, steps, step_size=eta, operator=A)

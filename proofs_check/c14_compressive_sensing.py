@@ -43,7 +43,7 @@ STATEMENT = "compressive sensing: the fit's error drops with m where E23 predict
 FILTER = md.filters.gaussian(2.0)
 SIGNAL_MODES = 6
 NOISE_RATIO = 0.05                  # ||z|| = NOISE_RATIO ||A x||
-INIT, INIT_SCALE = "paired", 10.0   # G(C_0) = 0, lazy
+INIT, INIT_STD_FACTOR = "paired", 10.0   # G(C_0) = 0, lazy
 MAX_DISTANCE = 0.05                 # ||G_T - x_inf|| / ||y||
 MIN_ERROR_FEW, MAX_ERROR_MANY = 0.5, 0.25
 MAX_LATE_INCREASE = 0.025
@@ -91,7 +91,7 @@ def predicted(x, m, seed, steps):
 def measure(x, m, channels, seed, steps):
     """Fit the generator to m measurements; its errors along the trajectory and the predictions."""
     p = predicted(x, m, seed, steps)
-    omega = INIT_SCALE * md.generator.default_init_std(FILTER)
+    omega = INIT_STD_FACTOR * md.generator.default_init_std(FILTER)
     gen = md.Generator(FILTER, x.shape, channels, init_std=omega, seed=seed, dtype=np.float64,
                        init=INIT)
     res = md.fit(gen, p["y"], steps, step_size=p["eta"], operator=p["A"], clean=x)

@@ -62,11 +62,11 @@ DEFAULT = Config()
 FULL = Config(n=1024, widths=(512, 2048, 8192, 32768), steps=1000)
 
 
-def measure(u, y, widths, init, init_scale, seed, steps):
+def measure(u, y, widths, init, init_ratio, seed, steps):
     """Deviation curves ||G_tau - Ghat_tau|| / ||y|| (tau = 0..steps) for each width."""
     curves = {}
     for k in widths:
-        gen = common.make_generator(u, y, k, init_scale, seed, init)
+        gen = common.make_generator(u, y, k, init_ratio, seed, init)
         res, outputs = common.fit_with_outputs(gen, y, steps)
         curves[k] = common.prediction_deviation(gen, y, outputs, res.step_size)
     return curves

@@ -52,7 +52,7 @@ STATEMENT = ("a low-frequency signal is fitted much faster than noise of the sam
 FILTER = md.filters.gaussian(2.0)
 SIGNAL_MODES = 6                    # the signal: 6 Fourier modes of lowest frequency
 INIT = "paired"                     # G(C_0) = 0, as in the theorem ...
-INIT_SCALE = 10.0                   # ... with init_std 10x the scale where ||G|| ~ ||target||: lazy
+INIT_RATIO = 10.0                   # ... with init_std 10x the scale where ||G|| ~ ||target||: lazy
 STEP_FRACTION = 0.25                # step size = STEP_FRACTION / lambda_max
 FRACTION = 0.9
 MIN_RATIO = 10.0
@@ -72,12 +72,12 @@ DEFAULT = Config()
 FULL = Config(n=4096, channels=8192, steps=1000)
 
 
-def measure(u, signal, noise, channels, init, init_scale, seed, steps, step_size=None,
+def measure(u, signal, noise, channels, init, init_ratio, seed, steps, step_size=None,
             fraction=FRACTION):
     """Steps to fit ``fraction`` of ``signal`` and of ``noise``, measured and predicted (E10)."""
     out = {}
     for name, target in (("signal", signal), ("noise", noise)):
-        gen = common.make_generator(u, target, channels, init_scale, seed, init)
+        gen = common.make_generator(u, target, channels, init_ratio, seed, init)
         res = md.fit(gen, target, steps, step_size=step_size)
         r0 = gen.forward(gen.init_weights()) - target
         measured = common.residual_norms(res)
@@ -96,9 +96,9 @@ def run(out=common.DEFAULT_OUT, full=False, seed=0, config=None):
     n, channels, steps = c.n, c.channels, c.steps
     signal, noise = common.signal_and_noise((n,), SIGNAL_MODES, seed)
     eta = STEP_FRACTION / md.spectral.eigenvalues(FILTER, (n,)).max()
-    m = measure(FILTER, signal, noise, channels, INIT, INIT_SCALE, seed, steps, step_size=eta)
+    m = measure(FILTER, signal, noise, channels, INIT, INIT_RATIO, seed, steps, step_size=eta)
     # the same span of eta * tau as the main run: at 4x the step, a quarter of the steps
-    at_default = measure(FILTER, signal, noise, channels, INIT, INIT_SCALE, seed,
+    at_default = measure(FILTER, signal, noise, channels, INIT, INIT_RATIO, seed,
                          int(np.ceil(steps * STEP_FRACTION)))
 
     fig, (ax,) = common.new_figure()

@@ -62,7 +62,7 @@ STATEMENT = ("early-stopped gradient descent denoises; bound E11 holds, tau* of 
 FILTER = md.filters.gaussian(2.0)
 SIGNAL_MODES = 15                   # x in the span of the top 15 modes (E11)
 NOISE_STD = 1.0                     # unit-RMS x, so ||z|| ~ ||x||
-INIT, INIT_SCALE = "paired", 10.0
+INIT, INIT_RATIO = "paired", 10.0
 THEOREM_INIT, THEOREM_INIT_RATIO = "iid", 0.1   # the theorem's regime: ||G(C_0)|| ~ 0.1 ||y||
 STEP_FRACTION = 0.1                 # step size = STEP_FRACTION / lambda_max
 MAX_EPS = 0.05
@@ -96,7 +96,7 @@ def top_mode_signal(u, shape, p, seed) -> np.ndarray:
     return x / np.sqrt(np.mean(x**2))
 
 
-def measure(u, x, z, widths, init, init_scale, seed, steps, step_size=None, p=None):
+def measure(u, x, z, widths, init, init_ratio, seed, steps, step_size=None, p=None):
     """Bound, deviation, best error and tau* for y = x + z at each width (E10-E12).
 
     ``p``: x lies in the top-p modes (the theorem's linear term); None: the exact linear term.
@@ -106,7 +106,7 @@ def measure(u, x, z, widths, init, init_scale, seed, steps, step_size=None, p=No
     taus = np.arange(steps + 1)
     rows, errors = {}, {}
     for k in widths:
-        gen = common.make_generator(u, y, k, init_scale, seed, init)
+        gen = common.make_generator(u, y, k, init_ratio, seed, init)
         res, outputs = common.fit_with_outputs(gen, y, steps, step_size=step_size, clean=x)
         bound = md.spectral.denoising_bound(u, x.shape, x, z, taus, res.step_size, p=p)
         error = res.history["error"]
@@ -133,7 +133,7 @@ def run(out=common.DEFAULT_OUT, full=False, seed=0, config=None):
     x = top_mode_signal(FILTER, shape, SIGNAL_MODES, seed)
     z = NOISE_STD * np.random.default_rng(seed + 1).standard_normal(shape)
     eta = STEP_FRACTION / md.spectral.eigenvalues(FILTER, shape).max()
-    rows, errors = measure(FILTER, x, z, widths, INIT, INIT_SCALE, seed, steps, eta,
+    rows, errors = measure(FILTER, x, z, widths, INIT, INIT_RATIO, seed, steps, eta,
                            p=SIGNAL_MODES)
     theorem, theorem_errors = measure(FILTER, x, z, widths[-1:], THEOREM_INIT,
                                       THEOREM_INIT_RATIO, seed, steps, eta, p=SIGNAL_MODES)

@@ -9,7 +9,7 @@ P_b(tau) = mean over b of |1 - (1 - eta lambda_f)^tau| (spectral.predicted_band_
 
 We fit the generator (numba backend, float32) with a 2-D Gaussian filter to an MRI slice
 (matplotlib's sample data, 64 x 64, in [0, 1]) with the paired initialization, G(C_0) = 0 as
-E14 assumes, at INIT_SCALE = 10 (lazy, as in C4), keep the outputs at log-spaced iterations,
+E14 assumes, at INIT_RATIO = 10 (lazy, as in C4), keep the outputs at log-spaced iterations,
 and split the frequencies into N_BANDS radial rings.
 
 Where measurement and prediction part ways.  At the first iterations the upper bands do not
@@ -64,7 +64,7 @@ STATEMENT = ("an image's frequency bands are fitted in order, at the rates of E1
 
 FILTER = md.filters.gaussian(1.0, ndim=2)
 INIT = "paired"                     # G(C_0) = 0, as E14 assumes ...
-INIT_SCALE = 10.0                   # ... and lazy (see C4)
+INIT_RATIO = 10.0                   # ... and lazy (see C4)
 DTYPE = np.float32
 SNAPSHOTS = 40                      # log-spaced iterations kept
 N_BANDS = 5
@@ -107,7 +107,7 @@ def rise_iteration(taus, curve, level=RISE_LEVEL) -> float:
     return float(np.exp(t0 + (level - c0) / (c1 - c0) * (t1 - t0)))
 
 
-def measure(u, image, channels, init, init_scale, seed, steps, n_bands=N_BANDS,
+def measure(u, image, channels, init, init_ratio, seed, steps, n_bands=N_BANDS,
             dtype=DTYPE, step_size=None, backend=None):
     """Band measures (E14) of gradient descent on ``image`` and their prediction (E10).
 
@@ -118,7 +118,7 @@ def measure(u, image, channels, init, init_scale, seed, steps, n_bands=N_BANDS,
     where P_b >= HALF and over the whole trajectory, and ||G(C_0)|| / ||y||.
     """
     image = np.asarray(image, dtype=np.float64)
-    gen = common.make_generator(u, image, channels, init_scale, seed, init, dtype=dtype,
+    gen = common.make_generator(u, image, channels, init_ratio, seed, init, dtype=dtype,
                                 backend=backend)
     taus = snapshot_iterations(steps)
     snaps = md.observers.Snapshots(taus)
@@ -143,7 +143,7 @@ def run(out=common.DEFAULT_OUT, full=False, seed=0, config=None):
     c = common.pick(config, full, DEFAULT, FULL)
     downsample, widths, steps = c.downsample, tuple(c.widths), c.steps
     image = md.data.mri(downsample=downsample)
-    runs = {k: measure(FILTER, image, k, INIT, INIT_SCALE, seed, steps) for k in widths}
+    runs = {k: measure(FILTER, image, k, INIT, INIT_RATIO, seed, steps) for k in widths}
     in_window = [runs[k]["worst_in_window"] for k in widths]
     floors = [float(runs[k]["measured"][1, -1] - runs[k]["predicted"][1, -1]) for k in widths]
     slope = common.loglog_slope(widths, in_window)

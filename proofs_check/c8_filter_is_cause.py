@@ -38,7 +38,7 @@ FILTERS = {"delta": md.filters.delta(), "random": md.filters.random(5, seed=0),
            "gaussian": md.filters.gaussian(2.0)}
 NON_INTERPOLATING = ("delta", "random")
 SIGNAL_MODES = 6
-INIT, INIT_SCALE = "paired", 10.0   # G(C_0) = 0, lazy (see C4)
+INIT, INIT_RATIO = "paired", 10.0   # G(C_0) = 0, lazy (see C4)
 STEP_FRACTION = 0.5                 # step size = STEP_FRACTION / lambda_max
 MAX_LOG_RATIO = float(np.log(3.0))
 MAX_GAIN_DB = 1.0
@@ -64,10 +64,10 @@ def shrinkage_error(x, y) -> float:
     return float(np.sqrt(max(x @ x - (x @ y) ** 2 / (y @ y), 0.0)))
 
 
-def denoising_gain_db(u, x, z, channels, init, init_scale, seed, steps, step_size=None):
+def denoising_gain_db(u, x, z, channels, init, init_ratio, seed, steps, step_size=None):
     """Gain (dB) of the oracle-stopped fit of y = x + z over the best scalar shrinkage of y."""
     y = x + z
-    gen = common.make_generator(u, y, channels, init_scale, seed, init)
+    gen = common.make_generator(u, y, channels, init_ratio, seed, init)
     res = md.fit(gen, y, steps, step_size=step_size, clean=x, stop="oracle")
     best = float(res.history["error"].min())
     return 20 * np.log10(shrinkage_error(x.ravel(), y.ravel()) / best), res
@@ -81,8 +81,8 @@ def run(out=common.DEFAULT_OUT, full=False, seed=0, config=None):
     rows, curves = {}, {}
     for name, u in FILTERS.items():
         eta = STEP_FRACTION / md.spectral.eigenvalues(u, (n,)).max()
-        speeds = measure_speeds(u, x, z, channels, INIT, INIT_SCALE, seed, steps, step_size=eta)
-        gain, res = denoising_gain_db(u, x, z, channels, INIT, INIT_SCALE, seed, steps, eta)
+        speeds = measure_speeds(u, x, z, channels, INIT, INIT_RATIO, seed, steps, step_size=eta)
+        gain, res = denoising_gain_db(u, x, z, channels, INIT, INIT_RATIO, seed, steps, eta)
         rows[name] = dict(ratio=speeds["ratio"], predicted_ratio=speeds["predicted_ratio"],
                           gain_db=gain, stopped_at=res.stopped_at)
         curves[name] = (speeds, res.history["error"] / np.linalg.norm(z))

@@ -116,7 +116,7 @@ def test_c4_ratio_alone_cannot_see_a_global_rate_error(monkeypatch):
     c = c4_structure_first
     signal, noise = common.signal_and_noise((128,), c.SIGNAL_MODES, seed=0)
     eta = c.STEP_FRACTION / md.spectral.eigenvalues(c.FILTER, (128,)).max()
-    args = (c.FILTER, signal, noise, 1024, c.INIT, c.INIT_SCALE, 0, 800)
+    args = (c.FILTER, signal, noise, 1024, c.INIT, c.INIT_RATIO, 0, 800)
     right = c.measure(*args, step_size=eta)
     _sigma_times_two(monkeypatch)
     wrong = c.measure(*args, step_size=eta)

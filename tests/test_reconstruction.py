@@ -218,7 +218,7 @@ def test_bad_input_raises():
 # (C2), which sets the scale of both deviations.  STEPS is long enough for E22 itself to be
 # within 1% of E23 (asserted, so "at convergence" is checked rather than assumed).
 
-N_SIGNAL, WIDTH, STEPS, INIT_SCALE = 128, 4096, 100, 10.0
+N_SIGNAL, WIDTH, STEPS, INIT_STD_FACTOR = 128, 4096, 100, 10.0
 
 
 def _fit_trajectory(A, y, u):
@@ -227,7 +227,7 @@ def _fit_trajectory(A, y, u):
     shape = (N_SIGNAL,)
     eta = 1.0 / R.normal_lambda_max(u, shape, A)
     gen = md.Generator(u, shape, WIDTH, init="paired", dtype=np.float64, backend="numba",
-                       init_std=INIT_SCALE * md.generator.default_init_std(F.as_taps(u, 1)))
+                       init_std=INIT_STD_FACTOR * md.generator.default_init_std(F.as_taps(u, 1)))
     stepper = Stepper(gen._taps, gen.init_weights(), Objective(y, A), eta)
     outputs = [stepper.evaluate()[1]]
     outputs += [stepper.step()[1] for _ in range(STEPS)]
