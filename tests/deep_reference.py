@@ -11,6 +11,8 @@ import itertools
 
 import numpy as np
 
+from reference import Var
+
 
 def dense_spatial_matrix(taps, factor, grid) -> np.ndarray:
     """P with (P z)[i] = sum_m h[m] z_up[i - m], z_up[f j] = z[j] and 0 elsewhere, per axis.
@@ -34,19 +36,8 @@ def dense_spatial_matrix(taps, factor, grid) -> np.ndarray:
     return P
 
 
-class Node:
+class Node(Var):
     """A value (2-D array) and, after backward(), the gradient of the scalar output."""
-
-    def __init__(self, value, parents=()):
-        self.value = np.asarray(value, dtype=np.float64)
-        self.parents = parents                # pairs (parent, vector-Jacobian product)
-        self.grad = np.zeros_like(self.value)
-
-    def __add__(self, other):
-        return Node(self.value + other.value, ((self, lambda g: g), (other, lambda g: g)))
-
-    def __sub__(self, other):
-        return Node(self.value - other.value, ((self, lambda g: g), (other, lambda g: -g)))
 
     def __mul__(self, other):
         return Node(self.value * other.value,
@@ -56,10 +47,6 @@ class Node:
         return Node(self.value @ other.value,
                     ((self, lambda g: g @ other.value.T), (other, lambda g: self.value.T @ g)))
 
-    def relu(self):
-        mask = self.value > 0
-        return Node(np.where(mask, self.value, 0.0), ((self, lambda g: g * mask),))
-
     def sigmoid(self):
         s = 1 / (1 + np.exp(-self.value))
         return Node(s, ((self, lambda g: g * s * (1 - s)),))
@@ -67,25 +54,6 @@ class Node:
     def rsqrt(self):
         r = self.value ** -0.5
         return Node(r, ((self, lambda g: -0.5 * g * r ** 3),))
-
-    def half_sum_of_squares(self):
-        return Node(0.5 * np.sum(self.value ** 2), ((self, lambda g: g * self.value),))
-
-    def backward(self):
-        order, seen = [], set()
-
-        def visit(node):
-            if id(node) not in seen:
-                seen.add(id(node))
-                for parent, _ in node.parents:
-                    visit(parent)
-                order.append(node)
-
-        visit(self)
-        self.grad = np.ones_like(self.value)
-        for node in reversed(order):
-            for parent, vjp in node.parents:
-                parent.grad = parent.grad + vjp(node.grad)
 
 
 def const(value):

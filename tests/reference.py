@@ -27,7 +27,10 @@ def dense_conv_matrix(taps, shape) -> np.ndarray:
 
 
 class Var:
-    """A node of a computation graph: a value and, after backward(), its gradient."""
+    """A node of a computation graph: a value and, after backward(), its gradient.
+
+    Operations return the type of ``self``, so a subclass can add operations.
+    """
 
     def __init__(self, value, parents=()):
         self.value = np.asarray(value, dtype=np.float64)
@@ -35,23 +38,23 @@ class Var:
         self.grad = np.zeros_like(self.value)
 
     def __add__(self, other):
-        return Var(self.value + other.value, ((self, lambda g: g), (other, lambda g: g)))
+        return type(self)(self.value + other.value, ((self, lambda g: g), (other, lambda g: g)))
 
     def __sub__(self, other):
-        return Var(self.value - other.value, ((self, lambda g: g), (other, lambda g: -g)))
+        return type(self)(self.value - other.value, ((self, lambda g: g), (other, lambda g: -g)))
 
     def scale(self, a):
-        return Var(a * self.value, ((self, lambda g: a * g),))
+        return type(self)(a * self.value, ((self, lambda g: a * g),))
 
     def matvec(self, M):
-        return Var(M @ self.value, ((self, lambda g: M.T @ g),))
+        return type(self)(M @ self.value, ((self, lambda g: M.T @ g),))
 
     def relu(self):
         mask = self.value > 0
-        return Var(np.where(mask, self.value, 0.0), ((self, lambda g: g * mask),))
+        return type(self)(np.where(mask, self.value, 0.0), ((self, lambda g: g * mask),))
 
     def half_sum_of_squares(self):
-        return Var(0.5 * np.sum(self.value**2), ((self, lambda g: g * self.value),))
+        return type(self)(0.5 * np.sum(self.value**2), ((self, lambda g: g * self.value),))
 
     def backward(self):
         order, seen = [], set()

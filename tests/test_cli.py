@@ -161,6 +161,24 @@ def _subprocess(argv, cwd, **env):
 NO_JIT = {"NUMBA_DISABLE_JIT": "1"}
 
 
+def interrupt_during_fit(proc, out_path, shape):
+    """SIGINT once a million-step oracle run shows iterates: exit 130, the best iterate so far
+    written to ``out_path`` (named in the report), no traceback."""
+    seen = ""
+    while not re.search(r"\| *[1-9]\d*/1000000", seen):   # wait for observed iterates
+        chunk = os.read(proc.stderr.fileno(), 4096).decode()
+        assert chunk, f"no progress before exit: {seen}"
+        seen += chunk
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    match = re.search(r"interrupted: wrote the best output so far \(iteration (\d+) under "
+                      r"'oracle'\) to (\S+)", out)
+    assert match and match.group(2) == out_path.name, out
+    assert "Traceback" not in err
+    assert np.load(out_path).shape == (24,)
+
+
 @pytest.fixture
 def signal_file(tmp_path):
     path = tmp_path / "signal.npy"
@@ -197,19 +215,7 @@ def test_subprocess_ctrl_c_writes_best_so_far(signal_file, tmp_path):
     proc = _subprocess(["denoise", signal_file, "--out", "partial.npy", "--channels", "2",
                         "--steps", "1000000", "--stop", "oracle", "--add-noise", "0.1"],
                        tmp_path, **NO_JIT)
-    seen = ""
-    while not re.search(r"\| *[1-9]\d*/1000000", seen):   # wait for observed iterates
-        chunk = os.read(proc.stderr.fileno(), 4096).decode()
-        assert chunk, f"no progress before exit: {seen}"
-        seen += chunk
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    match = re.search(r"interrupted: wrote the best output so far \(iteration (\d+) under "
-                      r"'oracle'\) to (\S+)", out)
-    assert match and match.group(2) == "partial.npy", out
-    assert "Traceback" not in err
-    assert np.load(tmp_path / "partial.npy").shape == (24,)
+    interrupt_during_fit(proc, tmp_path / "partial.npy", (24,))
 
 
 class _InterruptedDiscrepancy(stopping.Discrepancy):

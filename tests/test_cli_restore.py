@@ -1,8 +1,6 @@
 """``minidip restore``: the acceptance of issue 13, good runs of each operator, every documented
 error (exit 2, one line, nothing written, input untouched), Ctrl-C in a subprocess."""
-import os
 import re
-import signal
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +8,7 @@ import pytest
 
 import minidip as md
 from minidip import cli, stopping
-from test_cli import NO_JIT, _subprocess
+from test_cli import NO_JIT, _subprocess, interrupt_during_fit
 
 FAST = ["--channels", "4", "--steps", "3", "--no-progress"]
 
@@ -234,19 +232,7 @@ def test_subprocess_ctrl_c_writes_best_so_far(tmp_path):
     proc = _subprocess(["restore", "signal.npy", "--mask", "mask.npy", "--simulate",
                         "--out", "partial.npy", "--channels", "2", "--steps", "1000000",
                         "--stop", "oracle"], tmp_path, **NO_JIT)
-    seen = ""
-    while not re.search(r"\| *[1-9]\d*/1000000", seen):   # wait for observed iterates
-        chunk = os.read(proc.stderr.fileno(), 4096).decode()
-        assert chunk, f"no progress before exit: {seen}"
-        seen += chunk
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    match = re.search(r"interrupted: wrote the best output so far \(iteration (\d+) under "
-                      r"'oracle'\) to (\S+)", out)
-    assert match and match.group(2) == "partial.npy", out
-    assert "Traceback" not in err
-    assert np.load(tmp_path / "partial.npy").shape == (24,)
+    interrupt_during_fit(proc, tmp_path / "partial.npy", (24,))
 
 
 class _SecondFitInterrupted(stopping.StopRule):
