@@ -3,6 +3,7 @@
 import csv
 import logging
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -198,3 +199,50 @@ def test_runner_passes_full_and_scheduler_through(monkeypatch, tmp_path):
                     str(tmp_path)]) == 0
     assert seen == dict(names=["c2_concentration"], full=True, scheduler="tcp://h:1")
     assert (tmp_path / "report.json").is_file()
+
+
+@pytest.fixture(scope="module")
+def separate_cluster(tmp_path_factory):
+    """A `dask scheduler` and two `dask worker` processes started from the command line, as a
+    user would on a cluster; yields the scheduler's address."""
+    pytest.importorskip("distributed")
+    import json
+    import shutil
+    import subprocess
+    import time
+    dask = shutil.which("dask", path=str(Path(sys.executable).parent)) or shutil.which("dask")
+    if dask is None:
+        pytest.skip("the dask command is not installed")
+    folder = tmp_path_factory.mktemp("dask")
+    file = folder / "scheduler.json"
+    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder)
+    procs = [subprocess.Popen([dask, "scheduler", "--scheduler-file", str(file), "--port", "0",
+                               "--no-dashboard"], **quiet)]
+    try:
+        procs += [subprocess.Popen([dask, "worker", "--scheduler-file", str(file),
+                                    "--nthreads", "1", "--no-dashboard"], **quiet)
+                  for _ in range(2)]
+        from distributed import Client
+        deadline = time.monotonic() + 120
+        while not file.exists():
+            assert time.monotonic() < deadline, "the dask scheduler did not start"
+            time.sleep(0.2)
+        address = json.loads(file.read_text())["address"]
+        with Client(address, timeout=120) as client:
+            client.wait_for_workers(2, timeout=120)
+        yield address
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+
+
+def test_regime_csv_is_the_same_on_a_separately_started_scheduler(separate_cluster, monkeypatch,
+                                                                   tmp_path):
+    monkeypatch.setattr(regime, "plot", lambda rows, path, *args: None)
+    tasks = regime.grid(**TINY)
+    regime.run(tasks, tmp_path / "here")
+    regime.run(tasks, tmp_path / "remote", scheduler=separate_cluster)
+    assert _without_seconds(tmp_path / "remote" / "regime.csv") == \
+        _without_seconds(tmp_path / "here" / "regime.csv")
