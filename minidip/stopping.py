@@ -255,6 +255,9 @@ class Spectral(StopRule):
             raise ValueError("the spectral stop rule predicts gradient descent on a denoising "
                              "loss (E10, E12); use it with optimizer='gd' and no operator, or "
                              "choose another rule")
+        if getattr(context.model, "out_channels", 1) != 1:
+            raise ValueError("the spectral stop rule predicts a one-channel output (E10, E12); "
+                             "for colour fit each channel on its own or choose another rule")
         if not hasattr(context.model, "kernel_eigenvalues"):
             raise ValueError(f"the spectral stop rule needs the kernel eigenvalues of the model; "
                              f"{type(context.model).__name__} has none: choose another rule")
