@@ -241,8 +241,8 @@ def _denoise_deep(y, filter, stop, noise_std, channels, steps, step_size, init_r
         for name, power in (("noise_std", 1), ("threshold", 2), ("min_variance", 2)):
             if info.get(name) is not None:
                 info[name] = info[name] * span**power
-        if "noise_std" not in info:
-            known = noise_std is not None
+        known = noise_std is not None
+        if known or "noise_std" not in info:
             info.update(noise_std=noise_std if known else stopping.estimate_noise_std(y),
                         noise_std_estimated=not known)
         info.update(layers=used_layers, grid=padded, range=(low, high))
