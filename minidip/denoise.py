@@ -59,7 +59,7 @@ DEFAULT_STEP_FRACTION = 0.25
 #: Width k of every hidden layer of the deep decoder.
 DEEP_CHANNELS = 64
 #: Largest number of layers L; fewer on grids too small for 2^(L-1) (see :func:`deep_grid`).
-DEEP_LAYERS = 5
+DEEP_LAYERS = 6
 #: The x2 upsampling filter (:func:`minidip.deep.model.upsampling_taps`).
 DEEP_UPSAMPLE = "linear"
 #: E16: "standard" trains W directly (it learns features); "ntk" stays lazy.
