@@ -69,9 +69,9 @@ DEEP_NORM, DEEP_SIGMOID = True, True
 #: Adam's learning rate.
 DEEP_STEP_SIZE = 0.01
 #: Adam steps.
-DEEP_STEPS = 1000
+DEEP_STEPS = 1500
 #: The stop rule of ``stop="auto"``: the discrepancy rule with kappa = :data:`DEEP_KAPPA`.
-DEEP_STOP, DEEP_KAPPA = "discrepancy", 1.0
+DEEP_STOP, DEEP_KAPPA = "discrepancy", 0.99
 
 
 def deep_grid(shape, layers: int = DEEP_LAYERS):
