@@ -1,9 +1,11 @@
 """Denoising a signal or image with an early-stopped generator.
 
 :func:`denoise` is the library entry point behind ``minidip denoise``: it builds a generator
-for the signal, fits it by gradient descent (E6) and returns the iterate chosen by a stop rule
-(:mod:`minidip.stopping`).  The comparison with linear baselines lives in
-:mod:`minidip.experiments.denoising` (``minidip figures``).
+for the signal, fits it by gradient descent (E6) or Adam and returns the iterate chosen by a
+stop rule (:mod:`minidip.stopping`).  Two models: the two-layer generator of E3
+(``model="two-layer"``, the default) and the deep decoder of E15 (``model="deep"``), which also
+denoises colour images ``(3, h, w)`` as one fit with three output channels.  The comparison
+with linear baselines lives in :mod:`minidip.experiments.denoising` (``minidip figures``).
 """
 from __future__ import annotations
 
@@ -12,12 +14,16 @@ import numpy as np
 from . import filters, spectral, stopping
 from . import validation as _check
 from .baselines import gaussian_blur_baseline, wiener_baseline  # noqa: F401  (former home)
+from .cropped import Cropped, padded_grid
 from .filters import default_filter, parse_filter
 from .fitting import FitInterrupted, FitResult, fit
 from .generator import Generator, init_std_for
+from .restore import MODELS
 
-__all__ = ["denoise", "DEFAULT_CHANNELS", "DEFAULT_STEPS", "DEFAULT_INIT_RATIO",
-           "DEFAULT_STEP_FRACTION"]
+__all__ = ["denoise", "MODELS", "DEFAULT_CHANNELS", "DEFAULT_STEPS", "DEFAULT_INIT_RATIO",
+           "DEFAULT_STEP_FRACTION", "DEEP_CHANNELS", "DEEP_LAYERS", "DEEP_UPSAMPLE",
+           "DEEP_PARAMETRIZATION", "DEEP_NORM", "DEEP_SIGMOID", "DEEP_STEP_SIZE", "DEEP_STEPS",
+           "DEEP_STOP", "DEEP_KAPPA", "deep_grid"]
 
 DEFAULT_CHANNELS = 128
 DEFAULT_STEPS = 300
@@ -47,62 +53,170 @@ DEFAULT_INIT_RATIO = 0.03
 #: times the steps: images need up to ~200, so :data:`DEFAULT_STEPS` = 300 suffices for them.
 DEFAULT_STEP_FRACTION = 0.25
 
+# --------------------------------------------------------------------------------------------
+# The deep decoder (model="deep").
+#
+# The defaults were chosen by measurement on validation images that the README comparison does
+# not use: the Shepp-Logan phantom (256 x 256) and a 256 x 256 crop of matplotlib's
+# ``jacksboro_fault_dem.npz`` (rows 44-299, columns 73-328 of the elevation map, scaled to
+# [0, 1]), noise sigma = 0.1, noise and weight seed 0 (and 1 where noted), float32, one factor
+# at a time from k = 64, L = 5, "linear" upsampling, "standard" parametrisation, channel
+# normalisation, sigmoid, Adam 0.01 (the setting of the untuned PyTorch decoder in the issue).
+# PSNR in dB (data range 1; noisy 20.0), with the step in parentheses: the oracle stop (best
+# iterate), and the discrepancy rule with sigma known or estimated (Haar MAD, 0.2% / 2% high on
+# the DEM / phantom) at kappa = 1 and 0.99; "never" = the level was not reached in the run
+# (1000 steps; L = 5: 2500), followed by the PSNR of the last iterate.
+#
+# | setting | image | oracle | kappa 1: known / est. | kappa 0.99: known / est. |
+# | --- | --- | --- | --- | --- |
+# | L = 5 | DEM | 30.17 (140) | 29.79 (84) / 29.74 (81) | 29.98 (99) / 29.95 (96) |
+# | L = 5 | phantom | 27.35 (429) | 26.98 (244) / 26.51 (200) | 27.12 (285) / 26.68 (209) |
+# | L = 6 | DEM | 30.71 (433) | 30.20 (239) / 30.27 (235) | 30.58 (294) / 30.58 (294) |
+# | L = 6 | phantom | 28.46 (722) | 28.18 (667) / 27.75 (413) | 28.44 (773) / 28.14 (522) |
+# | L = 6, seed 1 | DEM | 30.59 (657) | 30.06 (238) / 30.06 (238) | 30.32 (330) / 30.19 (326) |
+# | L = 6, seed 1 | phantom | 28.65 (902) | 27.92 (704) / 27.59 (473) | 28.24 (831) / 27.98 (581) |
+# | L = 7 | DEM | 30.60 (944) | 30.08 (814) / 30.08 (814) | never 29.52 / 30.47 (892) |
+# | L = 7 | phantom | 29.31 (908) | never 27.46 | never 27.46 |
+# | L = 6, k = 32 | DEM | 30.00 (781) | 29.72 (359) / 29.72 (359) | 29.72 (584) / 29.73 (555) |
+# | L = 6, k = 32 | phantom | 27.21 (967) | never 26.67 / 27.13 (871) | never 26.67 |
+# | L = 6, no sigmoid | DEM | 30.40 (960) | 29.76 (547) / 29.75 (498) | 30.18 (718) / 30.11 (643) |
+# | L = 6, no sigmoid | phantom | 27.33 (963) | never 26.67 | never 26.67 |
+# | L = 6, "nearest" | DEM | 19.29 | never 19.29 | never 19.29 |
+# | L = 6, "nearest" | phantom | 14.62 | never 14.62 | never 14.62 |
+#
+# Reading it: a sixth layer gains 0.5-1.1 dB at the oracle stop and 0.5-1.5 dB with the rule;
+# a seventh fits the phantom better still but needs more than 1000 steps to reach the noise
+# level (twice the time).  k = 32 and no sigmoid lose 0.3-1.3 dB.  Nearest upsampling cannot
+# work here: every other operation of E15 is pointwise, so the output is constant on blocks of
+# 2^(L-1) x 2^(L-1) pixels.  No fixed number of steps serves both images (best iterates 433 and
+# 722 at L = 6, and Adam's iterates jump: the DEM's PSNR is 24.7 dB at step 400 between 30.1 at
+# 200 and 30.3 at 600), and the variance rule stopped far too early on the phantom (L = 5:
+# 25.05 dB at step 81), so the rule is the discrepancy principle on the noise level estimated
+# from y.  At the best iterate the residual is below N sigma^2 (the fit has absorbed some
+# noise; see :class:`minidip.stopping.Discrepancy`), so kappa = 1 stops early: 0.3-0.9 dB below
+# the oracle stop.  kappa^2 = 0.98 (kappa = 0.99) was reached in every run above at L = 6 with
+# sigma known or estimated and comes within 0.0-0.7 dB of the oracle stop (mean +0.3 dB over
+# kappa = 1); 0.97 gained more with sigma estimated but was not reached on the phantom with
+# sigma known (its smallest residual after 1000 steps was 0.977 N sigma^2).
 
-def denoise(y, *, filter=None, stop="discrepancy", noise_std=None,
-            channels: int = DEFAULT_CHANNELS, steps: int = DEFAULT_STEPS, step_size=None,
-            init_ratio: float = DEFAULT_INIT_RATIO, seed: int = 0, clean=None,
-            progress: bool = False, backend=None) -> FitResult:
-    """Denoise a 1-D signal or 2-D image y by early-stopped gradient descent on a generator.
+#: Width k of every hidden layer of the deep decoder (32 loses 0.7-1.3 dB, see above).
+DEEP_CHANNELS = 64
+#: Largest number of layers L; fewer on grids too small for 2^(L-1) (see :func:`deep_grid`).
+DEEP_LAYERS = 6
+#: The x2 upsampling filter (:func:`minidip.deep.model.upsampling_taps`): [1/2, 1, 1/2].
+DEEP_UPSAMPLE = "linear"
+#: E16: "standard" trains W directly and learns features; under "ntk" with the same Adam rate
+#: the fit stays lazy (24.6-25.0 dB against 26.4-27.0 at 128 x 128 in the issue's PyTorch runs).
+DEEP_PARAMETRIZATION = "standard"
+#: Channel normalisation and the output sigmoid (no sigmoid: 0.3-1.1 dB lower).  y is mapped
+#: onto [0, 1] by its own minimum and maximum, so the sigmoid's range covers the noisy data.
+DEEP_NORM, DEEP_SIGMOID = True, True
+#: Adam's learning rate.
+DEEP_STEP_SIZE = 0.01
+#: The most Adam steps; the rule stopped between steps 294 and 831 in the runs above.
+DEEP_STEPS = 1500
+#: The stop rule of ``stop="auto"``: the discrepancy rule with kappa = :data:`DEEP_KAPPA`.
+DEEP_STOP, DEEP_KAPPA = "discrepancy", 0.99
+
+
+def deep_grid(shape, layers: int = DEEP_LAYERS):
+    """``(layers, grid)``: the deep decoder's depth and padded grid for a signal of ``shape``.
+
+    The grid is ``shape`` padded at the end to multiples of 2^(layers - 1)
+    (:func:`minidip.cropped.padded_grid`); ``layers`` is lowered until every axis of the input
+    grid has at least 2 samples (n > 2^(layers - 1)), so that the upsampling filter fits.
+    """
+    layers = _check.positive_int(layers, "layers")
+    while layers > 1 and any(n <= 2 ** (layers - 1) for n in shape):
+        layers -= 1
+    return layers, padded_grid(shape, 2 ** (layers - 1))
+
+
+def denoise(y, *, model="two-layer", filter=None, stop="auto", noise_std=None, channels=None,
+            steps=None, step_size=None, init_ratio=None, layers=None, seed: int = 0,
+            clean=None, progress: bool = False, backend=None) -> FitResult:
+    """Denoise a 1-D signal or 2-D image y (with ``model="deep"`` also a colour image
+    ``(3, h, w)``) by an early-stopped fit of a generator.
 
     Parameters
     ----------
-    y : array, 1-D or 2-D
+    y : array, ``(n,)`` or ``(h, w)``; ``(3, h, w)`` (channels first) with ``model="deep"``
         The noisy signal.
+    model : "two-layer" or "deep"
+        The two-layer generator of E3, fitted by gradient descent (E6), or the deep decoder of
+        E15 fitted by Adam: generated on ``y``'s grid padded to a multiple of 2^(L-1)
+        (:func:`deep_grid`) and fitted through the crop to ``y``'s shape
+        (:class:`minidip.cropped.Cropped`), with ``y`` mapped affinely onto [0, 1] (its minimum
+        and maximum) for the fit and the output mapped back.
     filter : str or array, optional
-        A spec for :func:`minidip.filters.parse_filter` or filter taps; default
+        Two-layer only: a spec for :func:`minidip.filters.parse_filter` or filter taps; default
         :func:`minidip.filters.default_filter`.
-    stop : str, StopRule or None
-        Stop rule (:data:`minidip.stopping.RULES`); default "discrepancy".
+    stop : "auto", None, str or StopRule
+        "auto": "discrepancy" for the two-layer model; for the deep one :data:`DEEP_STOP`
+        (the discrepancy rule with kappa = :data:`DEEP_KAPPA`);
+        None: the last iterate; otherwise a rule of :data:`minidip.stopping.RULES`.
     noise_std : float, optional
         The noise std if known; otherwise the rule estimates it
         (:func:`minidip.stopping.estimate_noise_std`).
-    channels, steps : int
-        Generator width k and the largest number of gradient steps.
+    channels, steps : int, optional
+        Width k and the largest number of steps: default :data:`DEFAULT_CHANNELS`,
+        :data:`DEFAULT_STEPS` (two-layer) or :data:`DEEP_CHANNELS`, :data:`DEEP_STEPS` (deep).
     step_size : float, optional
-        eta; default DEFAULT_STEP_FRACTION / lambda_max (see :data:`DEFAULT_STEP_FRACTION`).
-    init_ratio : float
-        E||G(C_0)|| / ||y|| at initialization, iid init (see :data:`DEFAULT_INIT_RATIO`).
+        Two-layer: eta, default DEFAULT_STEP_FRACTION / lambda_max (see
+        :data:`DEFAULT_STEP_FRACTION`).  Deep: Adam's learning rate, default
+        :data:`DEEP_STEP_SIZE`.
+    init_ratio : float, optional
+        Two-layer only: E||G(C_0)|| / ||y|| at initialization, iid init; default
+        :data:`DEFAULT_INIT_RATIO`.
+    layers : int, optional
+        Deep only: the most layers L, default :data:`DEEP_LAYERS` (lowered on small grids).
     seed : int
-        Seed of the initial weights.
-    clean : array, optional
+        Seed of the initial weights (and of the deep decoder's fixed input).
+    clean : array of y's shape, optional
         Clean reference: adds "error"/"psnr" to the history and allows ``stop="oracle"``.
     progress : bool
         Show a progress bar.
+    backend : "numpy" or "numba", optional
+        The model's backend (default numba when it imports).
 
     Returns
     -------
     FitResult
-        ``info`` always holds "noise_std" and "noise_std_estimated" (estimated here when the
-        rule does not use a noise level) besides what the rule recorded.
+        ``output`` has y's shape.  ``info`` always holds "noise_std" and "noise_std_estimated"
+        (estimated here when the rule does not use a noise level) besides what the rule
+        recorded; with ``model="deep"`` also "layers" and "grid" (the padded grid) and
+        "range" (the minimum and maximum of y that the fit's [0, 1] maps to).  The history's
+        "loss" and "error" are in y's units.
 
     Raises
     ------
     ValueError for bad input; :class:`minidip.FitInterrupted` on Ctrl-C, carrying the result
     that the rule would return so far (with the same ``info`` keys).
     """
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    if model == "deep":
+        return _denoise_deep(y, filter, stop, noise_std, channels, steps, step_size, init_ratio,
+                             layers, seed, clean, progress, backend)
+    if layers is not None:
+        raise ValueError("layers is an option of the deep decoder; use model='deep' or leave "
+                         "layers unset")
     y = _check.signal(y, "the signal")
     if filter is None or isinstance(filter, str):
         taps = parse_filter(filter or default_filter(y.ndim), y.ndim)
     else:
         taps = filters.as_taps(filter, y.ndim)
-    init_ratio = _check.positive(init_ratio, "init_ratio")
+    init_ratio = _check.positive(DEFAULT_INIT_RATIO if init_ratio is None else init_ratio,
+                                 "init_ratio")
     if not np.any(y):
         raise ValueError("the signal is all zero; there is nothing to denoise")
     init_std = init_std_for(taps, y, init_ratio)
-    gen = Generator(taps, y.shape, channels, init_std=init_std, seed=seed, backend=backend,
-                    init="iid")
+    gen = Generator(taps, y.shape, DEFAULT_CHANNELS if channels is None else channels,
+                    init_std=init_std, seed=seed, backend=backend, init="iid")
     if step_size is None:
         step_size = DEFAULT_STEP_FRACTION / float(spectral.eigenvalues(taps, y.shape).max())
+    if isinstance(stop, str) and stop == "auto":
+        stop = "discrepancy"
 
     def note_noise_level(result):
         if "noise_std" not in result.info:
@@ -112,9 +226,82 @@ def denoise(y, *, filter=None, stop="discrepancy", noise_std=None,
         return result
 
     try:
-        result = fit(gen, y, steps, step_size=step_size, clean=clean, stop=stop,
-                     noise_std=noise_std, progress=progress)
+        result = fit(gen, y, DEFAULT_STEPS if steps is None else steps, step_size=step_size,
+                     clean=clean, stop=stop, noise_std=noise_std, progress=progress)
     except FitInterrupted as interrupt:
         note_noise_level(interrupt.result)
         raise
     return note_noise_level(result)
+
+
+def _deep_signal(y):
+    """y checked for the deep decoder: (y as float64, its grid, colour?)."""
+    y = np.asarray(y)
+    if y.ndim == 3 and y.shape[0] != 3:
+        hint = (" (channels last? pass np.moveaxis(y, -1, 0))" if y.shape[-1] == 3 else "")
+        raise ValueError(f"a 3-D signal must be a colour image (3, h, w), channels first; got "
+                         f"shape {y.shape}{hint}")
+    y = _check.signal(y, "the signal", ndims=(1, 2, 3))
+    grid = y.shape[1:] if y.ndim == 3 else y.shape
+    if min(grid) < 2:
+        raise ValueError(f"the signal of shape {y.shape} is too small: the deep decoder needs "
+                         "at least 2 samples along each axis")
+    return y, grid, y.ndim == 3
+
+
+def _denoise_deep(y, filter, stop, noise_std, channels, steps, step_size, init_ratio, layers,
+                  seed, clean, progress, backend) -> FitResult:
+    from .deep import DeepDecoder
+
+    if filter is not None:
+        raise ValueError("the deep decoder has no filter option (its upsampling filter is "
+                         "fixed); leave filter unset or use model 'two-layer'")
+    if init_ratio is not None:
+        raise ValueError("init_ratio is an option of the two-layer model; leave it unset for "
+                         "model 'deep'")
+    y, grid, colour = _deep_signal(y)
+    if clean is not None:
+        clean = _check.signal(clean, "clean", y.shape, ndims=(y.ndim,))
+    if noise_std is not None:
+        noise_std = _check.positive(noise_std, "noise_std")
+    low, high = float(y.min()), float(y.max())
+    if not high > low:
+        raise ValueError("the signal is constant; there is nothing to denoise")
+    span = high - low
+    used_layers, padded = deep_grid(grid, DEEP_LAYERS if layers is None else layers)
+    gen = DeepDecoder(padded, channels=DEEP_CHANNELS if channels is None else channels,
+                      layers=used_layers, upsample=DEEP_UPSAMPLE, norm=DEEP_NORM,
+                      sigmoid=DEEP_SIGMOID, out_channels=3 if colour else 1,
+                      parametrization=DEEP_PARAMETRIZATION, seed=seed, backend=backend)
+    model = Cropped(gen, grid)
+    if isinstance(stop, str) and stop == "auto":
+        stop = stopping.Discrepancy(kappa=DEEP_KAPPA)
+
+    def in_units_of_y(result):
+        """Map the fit on (y - low) / span back to y's units; record the noise level."""
+        result.output = low + span * result.output
+        for name, power in (("loss", 2), ("error", 1)):
+            if name in result.history:
+                result.history[name] = result.history[name] * span**power
+        info = result.info
+        for name, power in (("noise_std", 1), ("threshold", 2), ("min_variance", 2)):
+            if info.get(name) is not None:
+                info[name] = info[name] * span**power
+        known = noise_std is not None
+        if known or "noise_std" not in info:
+            info.update(noise_std=noise_std if known else stopping.estimate_noise_std(y),
+                        noise_std_estimated=not known)
+        info.update(layers=used_layers, grid=padded, range=(low, high))
+        return result
+
+    try:
+        result = fit(model, (y - low) / span, DEEP_STEPS if steps is None else steps,
+                     step_size=DEEP_STEP_SIZE if step_size is None else step_size,
+                     clean=None if clean is None else (clean - low) / span, stop=stop,
+                     noise_std=None if noise_std is None else noise_std / span,
+                     progress=progress, optimizer="adam")
+    except FitInterrupted as interrupt:
+        in_units_of_y(interrupt.result)
+        raise
+    return in_units_of_y(result)
+
