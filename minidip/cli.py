@@ -10,6 +10,8 @@ import sys
 
 import numpy as np
 
+from . import _cpu
+
 __all__ = ["main"]
 
 class UsageError(Exception):
@@ -270,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 def main(argv=None) -> int:
+    if argv is None:                   # run as the program: its process is ours
+        _cpu.use_host_cpu()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
