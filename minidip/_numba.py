@@ -25,6 +25,7 @@ import numpy as np
 
 try:
     import numba
+    from llvmlite import binding as _ll
     from llvmlite import ir as _ir
     from numba.core import cgutils as _cgutils
     from numba.extending import intrinsic as _intrinsic
@@ -204,73 +205,97 @@ def _correlate_row(out, orow, x, xrow, w, wrow, n, accumulate):
             t += 1
 
 
-@_jit(**_FAST)
-def _combine_rows(out, X, r0, w, n):
-    """``out[i] = sum_s w[s] X[r0 + s, i]`` for i < n: a filter along the slow axis.
+#: Bytes of one vector register of the compile target: 64 with AVX-512, else 32.
+VECTOR_BYTES = 64 if "+avx512f" in (numba.config.CPU_FEATURES
+                                    or _ll.get_host_cpu_features().flatten()).split(",") else 32
+#: Output rows of one slow-axis block: each loaded input vector serves up to this many of them.
+STACKED_ROWS = 4
 
-    The taps are summed in order, in passes of :func:`_pass_size` taps.
+
+@_intrinsic(prefer_literal=True)
+def _stacked_block(typingctx, out, o, ostride, x, i, xstride, taps, count):
+    """``out[o + q ostride + l] = sum_t taps[t] x[i + (q + t) xstride + l]`` for q < count and
+    the V = VECTOR_BYTES / itemsize lanes l, as explicit vector code.
+
+    ``taps`` is a tuple and ``count`` a literal integer: the code is unrolled for both.  Input
+    vector m is loaded once and added to every output row q = m - t that uses it (register
+    blocking: count + T - 1 loads for count T multiply-adds, where a row at a time needs T per
+    row).  Each output sums its taps in tap order, as the scalar columns of :func:`_combine_rows`
+    do, so the blocking changes no result.
     """
-    T = w.shape[0]
-    s = 0
-    while s < T:
-        r = r0 + s
-        size = _pass_size(T - s)
-        if size == 8:
-            w0, w1, w2, w3 = w[s], w[s + 1], w[s + 2], w[s + 3]
-            w4, w5, w6, w7 = w[s + 4], w[s + 5], w[s + 6], w[s + 7]
-            for i in range(n):
-                acc = (w0 * X[r, i] + w1 * X[r + 1, i] + w2 * X[r + 2, i] + w3 * X[r + 3, i]
-                       + w4 * X[r + 4, i] + w5 * X[r + 5, i] + w6 * X[r + 6, i] + w7 * X[r + 7, i])
-                out[i] = out[i] + acc if s > 0 else acc
-            s += 8
-        elif size == 7:
-            w0, w1, w2, w3 = w[s], w[s + 1], w[s + 2], w[s + 3]
-            w4, w5, w6 = w[s + 4], w[s + 5], w[s + 6]
-            for i in range(n):
-                acc = (w0 * X[r, i] + w1 * X[r + 1, i] + w2 * X[r + 2, i] + w3 * X[r + 3, i]
-                       + w4 * X[r + 4, i] + w5 * X[r + 5, i] + w6 * X[r + 6, i])
-                out[i] = out[i] + acc if s > 0 else acc
-            s += 7
-        elif size == 6:
-            w0, w1, w2, w3 = w[s], w[s + 1], w[s + 2], w[s + 3]
-            w4, w5 = w[s + 4], w[s + 5]
-            for i in range(n):
-                acc = (w0 * X[r, i] + w1 * X[r + 1, i] + w2 * X[r + 2, i] + w3 * X[r + 3, i]
-                       + w4 * X[r + 4, i] + w5 * X[r + 5, i])
-                out[i] = out[i] + acc if s > 0 else acc
-            s += 6
-        elif size == 5:
-            w0, w1, w2, w3 = w[s], w[s + 1], w[s + 2], w[s + 3]
-            w4 = w[s + 4]
-            for i in range(n):
-                acc = (w0 * X[r, i] + w1 * X[r + 1, i] + w2 * X[r + 2, i] + w3 * X[r + 3, i]
-                       + w4 * X[r + 4, i])
-                out[i] = out[i] + acc if s > 0 else acc
-            s += 5
-        elif size == 4:
-            w0, w1, w2, w3 = w[s], w[s + 1], w[s + 2], w[s + 3]
-            for i in range(n):
-                acc = (w0 * X[r, i] + w1 * X[r + 1, i] + w2 * X[r + 2, i] + w3 * X[r + 3, i])
-                out[i] = out[i] + acc if s > 0 else acc
-            s += 4
-        elif size == 3:
-            w0, w1, w2 = w[s], w[s + 1], w[s + 2]
-            for i in range(n):
-                acc = (w0 * X[r, i] + w1 * X[r + 1, i] + w2 * X[r + 2, i])
-                out[i] = out[i] + acc if s > 0 else acc
-            s += 3
-        elif size == 2:
-            w0, w1 = w[s], w[s + 1]
-            for i in range(n):
-                acc = (w0 * X[r, i] + w1 * X[r + 1, i])
-                out[i] = out[i] + acc if s > 0 else acc
-            s += 2
-        else:
-            w0 = w[s]
-            for i in range(n):
-                acc = (w0 * X[r, i])
-                out[i] = out[i] + acc if s > 0 else acc
-            s += 1
+    if not isinstance(count, numba.types.IntegerLiteral):
+        raise numba.core.errors.RequireLiteralValue("count must be a literal integer")
+    rows, n_taps, dtype = count.literal_value, len(taps), x.dtype
+    align = np.dtype(str(dtype)).itemsize
+    lanes = VECTOR_BYTES // align
+
+    def codegen(context, builder, sig, args):
+        out_a, o_v, os_v, x_a, i_v, xs_v, taps_v, _ = args
+        vty = _ir.VectorType(context.get_value_type(dtype), lanes)
+        i32 = _ir.IntType(32)
+
+        def pointer(array_type, array, index):
+            data = context.make_array(array_type)(context, builder, array).data
+            return builder.bitcast(builder.gep(data, [index]), vty.as_pointer())
+
+        def broadcast(value):
+            vec = _ir.Constant(vty, _ir.Undefined)
+            for lane in range(lanes):
+                vec = builder.insert_element(vec, value, i32(lane))
+            return vec
+
+        w = [broadcast(builder.extract_value(taps_v, t)) for t in range(n_taps)]
+        acc = [None] * rows
+        for m in range(rows + n_taps - 1):
+            index = builder.add(i_v, builder.mul(xs_v, xs_v.type(m)))
+            xv = builder.load(pointer(sig.args[3], x_a, index), align=align)
+            for q in range(max(0, m - n_taps + 1), min(rows, m + 1)):
+                term = builder.fmul(w[m - q], xv, flags=("contract",))
+                acc[q] = term if acc[q] is None else builder.fadd(acc[q], term,
+                                                                  flags=("contract",))
+        for q in range(rows):
+            index = builder.add(o_v, builder.mul(os_v, os_v.type(q)))
+            builder.store(acc[q], pointer(sig.args[0], out_a, index), align=align)
+        return context.get_dummy_value()
+    return numba.types.void(out, o, ostride, x, i, xstride, taps, count), codegen
+
+
+if numba.config.DISABLE_JIT:        # an intrinsic has no Python body: the same sums in Python
+    def _stacked_block(out, o, ostride, x, i, xstride, taps, count):
+        """Python stand-in of the vector block (same sums, same order)."""
+        for q in range(count):
+            for lane in range(VECTOR_BYTES // x.itemsize):
+                acc = taps[0] * x[i + q * xstride + lane]
+                for t in range(1, len(taps)):
+                    acc = acc + taps[t] * x[i + (q + t) * xstride + lane]
+                out[o + q * ostride + lane] = acc
+
+
+@_jit(**_FAST)
+def _combine_rows(out, o, ostride, X, r0, taps, rows, n):
+    """``out.flat[o + q ostride + i] = sum_s taps[s] X[r0 + q + s, i]`` for q < rows, i < n:
+    a filter along the slow axis (``taps`` a tuple), on blocks of STACKED_ROWS rows by one
+    vector (:func:`_stacked_block`); the columns beyond the last full vector one at a time.
+
+    ``out`` and ``X`` are C-contiguous 2-D arrays (their rows may be longer than n).
+    """
+    lanes = VECTOR_BYTES // X.itemsize
+    end = n - n % lanes
+    of, xf, xs = out.ravel(), X.ravel(), X.shape[1]
+    full = rows - rows % STACKED_ROWS
+    for q in range(0, full, STACKED_ROWS):
+        for i in range(0, end, lanes):
+            _stacked_block(of, o + q * ostride + i, ostride, xf, (r0 + q) * xs + i, xs, taps,
+                           STACKED_ROWS)
+    for q in range(full, rows):
+        for i in range(0, end, lanes):
+            _stacked_block(of, o + q * ostride + i, ostride, xf, (r0 + q) * xs + i, xs, taps, 1)
+    for q in range(rows):
+        for i in range(end, n):
+            acc = taps[0] * X[r0 + q, i]
+            for s in range(1, len(taps)):
+                acc += taps[s] * X[r0 + q + s, i]
+            of[o + q * ostride + i] = acc
 
 
 @_jit()
@@ -304,23 +329,27 @@ def _activate_row(h, hrow, mask, part, i0, vj, n, first):
 
 # --------------------------------------------------------------------------------------------
 # One channel.  Rows are padded by the filter's half-widths; the buffers belong to the block.
-# rows[0]: padded backward input, rows[1]: padded new c, rows[2]: g, rows[3]: U c.
+# rows[0]: padded backward input, rows[1]: padded new c, rows[2]: g; ``stack`` holds
+# STACKED_ROWS rows of the slow-axis pass: padded backward inputs, or rows of U c.
 
 @_jit(**_FAST)
 def _channel_separable(c, mask, r, part, grad, vj, eta, a, af, b, bf, bs,
-                       qp, sp, rows, backward, write_grad, do_forward, first):
+                       qp, sp, rows, stack, backward, write_grad, do_forward, first):
     """Backward / update / forward of one channel for the filter ``outer(a, b)``.
 
-    ``af``, ``bf`` are the flipped factors (shape (1, T)): convolution (E1) is correlation with
-    the flipped filter.  With one row of taps (``a.shape[0] == 1``, e.g. a 1-D signal) the
-    slow-axis passes reduce to a scaling and are skipped.  The update (E6) is the last backward
-    pass itself: its taps ``bs = -eta v_j b`` accumulate into the rows of c_j, which saves
-    storing g and reading it back.
+    ``a``, ``af`` are tuples (the slow-axis factor and its flip), ``bf`` the flipped fast-axis
+    factor (shape (1, T)): convolution (E1) is correlation with the flipped filter.  With one
+    row of taps (``len(a) == 1``, e.g. a 1-D signal) the slow-axis passes reduce to a scaling
+    and are skipped.  The slow-axis passes run STACKED_ROWS rows at a time
+    (:func:`_combine_rows`).  The update (E6) is the last backward pass itself: its taps
+    ``bs = -eta v_j b`` accumulate into the rows of c_j, which saves storing g and reading it
+    back.
     """
     H, W = c.shape
-    h0, h1 = a.shape[0] // 2, b.shape[1] // 2
+    h0, h1 = len(a) // 2, b.shape[1] // 2
+    S, P = stack.shape
     ev = eta * vj
-    q_row, c_row, h_row = rows[0, h1:h1 + W], rows[1, h1:h1 + W], rows[3]
+    q_row, c_row = rows[0, h1:h1 + W], rows[1, h1:h1 + W]
     if backward:
         for t in range(b.shape[1]):
             bs[0, t] = -ev * b[0, t]
@@ -331,18 +360,22 @@ def _channel_separable(c, mask, r, part, grad, vj, eta, a, af, b, bf, bs,
             _wrap_rows(qp, h0, H)
         for i0 in range(H):
             if h0 > 0:
-                _combine_rows(q_row, qp, i0, a, W)
+                q, src = i0 % S, stack
+                if q == 0:
+                    _combine_rows(stack, h1, P, qp, i0, a, min(S, H - i0), W)
+                _wrap_row(stack, q, h1, W)
             else:
+                q, src = 0, rows
                 a0 = a[0]
                 for i1 in range(W):
                     q_row[i1] = a0 * (r[i0, i1] * mask[i0, i1])
-            _wrap_row(rows, 0, h1, W)
+                _wrap_row(rows, 0, h1, W)
             if write_grad:
-                _correlate_row(rows, 2, rows, 0, b, 0, W, False)      # g = U^T(mask * r)
+                _correlate_row(rows, 2, src, q, b, 0, W, False)       # g = U^T(mask * r)
                 for i1 in range(W):
                     grad[i0, i1] = vj * rows[2, i1]
             else:
-                _correlate_row(c, i0, rows, 0, bs, 0, W, True)        # c_j -= eta v_j g (E6)
+                _correlate_row(c, i0, src, q, bs, 0, W, True)         # c_j -= eta v_j g (E6)
                 if do_forward:
                     for i1 in range(W):
                         c_row[i1] = c[i0, i1]
@@ -358,9 +391,11 @@ def _channel_separable(c, mask, r, part, grad, vj, eta, a, af, b, bf, bs,
             _correlate_row(sp, h0 + i0, rows, 1, bf, 0, W, False)
     if h0 > 0:
         _wrap_rows(sp, h0, H)
-        for i0 in range(H):
-            _combine_rows(h_row, sp, i0, af, W)                        # h = U c_j
-            _activate_row(rows, 3, mask, part, i0, vj, W, first)
+        for i0 in range(0, H, S):
+            n = min(S, H - i0)
+            _combine_rows(stack, 0, P, sp, i0, af, n, W)                  # h = U c_j
+            for q in range(n):
+                _activate_row(stack, q, mask, part, i0 + q, vj, W, first)
     else:
         for i0 in range(H):
             _activate_row(sp, i0, mask, part, i0, vj, W, first)
@@ -413,7 +448,7 @@ def _channel_direct(c, mask, r, part, grad, vj, eta, w, wf, pad, rows,
 # The two phases.
 
 @_jit(parallel=True, **_FAST)
-def _phase_a_separable(C, mask, r, parts, grad, v, eta, a, af, b, bf, bs, qp, sp, rows,
+def _phase_a_separable(C, mask, r, parts, grad, v, eta, a, af, b, bf, bs, qp, sp, rows, stack,
                        backward, write_grad, do_forward):
     """Run every channel; block ``blk`` owns channels ``blk*k//nb .. (blk+1)*k//nb - 1``."""
     k = C.shape[0]
@@ -423,7 +458,7 @@ def _phase_a_separable(C, mask, r, parts, grad, v, eta, a, af, b, bf, bs, qp, sp
             _prefetch_channel(C, mask, j + 1)
             _channel_separable(C[j], mask[j], r, parts[blk], grad[j], v[j], eta,
                                a, af, b, bf, bs[blk], qp[blk], sp[blk], rows[blk],
-                               backward, write_grad, do_forward, j == blk * k // nb)
+                               stack[blk], backward, write_grad, do_forward, j == blk * k // nb)
 
 
 @_jit(parallel=True, **_FAST)
@@ -497,10 +532,11 @@ class _Plan:
             h0, h1 = len(a) // 2, len(b) // 2
             self.qp = np.zeros((nb, H + 2 * h0, W), dt)
             self.sp = np.zeros((nb, H + 2 * h0, W), dt)
-            self.a, self.af = (np.ascontiguousarray(x, dtype=dt) for x in (a, a[::-1]))
+            self.a, self.af = (tuple(dt.type(t) for t in x) for x in (a, a[::-1]))
             self.b, self.bf = (np.ascontiguousarray(x, dtype=dt).reshape(1, -1)
                                for x in (b, b[::-1]))
             self.bs = np.zeros((nb, 1, len(b)), dt)
+            self.stack = np.zeros((nb, STACKED_ROWS, W + 2 * h1), dt)
         else:
             h0, h1 = taps.shape[0] // 2, taps.shape[1] // 2
             self.w = np.ascontiguousarray(taps, dtype=dt)
@@ -528,7 +564,7 @@ class _Plan:
                 self.v, self.dtype.type(eta))
         if self.separable:
             _phase_a_separable(*args, self.a, self.af, self.b, self.bf, self.bs, self.qp, self.sp,
-                               self.rows, backward, write_grad, do_forward)
+                               self.rows, self.stack, backward, write_grad, do_forward)
         else:
             _phase_a_direct(*args, self.w, self.wf, self.pad, self.rows, backward, write_grad,
                             do_forward)

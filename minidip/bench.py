@@ -2,13 +2,21 @@
 
 ``minidip bench`` prints, for the shapes of SPEC section 7, the median time per step of each
 implementation, the machine's measured sgemm rate and copy bandwidth, the roofline time of a step
-and the fraction of it reached, and the cold compile time of the Numba kernels.
+and the fraction of it reached, and the cold compile time of the Numba kernels.  Numba is timed
+in two modes: in the command's own process, which compiles for the full host CPU
+(:mod:`minidip._cpu`), and in a child process with the library's default target, as a program
+importing minidip gets it (not with ``--quick``).  Last, a child process times one Adam step of
+the deep decoder against its PyTorch twin (:mod:`minidip.deep._bench`; with ``--quick`` only the
+128x128 shape).
 
 Roofline time of one step = max(4 N k taps / sgemm rate, 2 bytes(C) / copy bandwidth): the
 forward and backward passes each take 2 N k taps flops, and C is read and written once.
+The speed-up over PyTorch is the median over pairs of the ratio of one PyTorch step to a Numba
+step timed right before it: other load on a shared machine then slows both sides of a pair.
 """
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -20,10 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import filters
+from . import _cpu, filters
 from .generator import Generator
 
-__all__ = ["SHAPES", "Case", "run", "main"]
+__all__ = ["SHAPES", "Case", "measure", "run", "main"]
 
 
 @dataclass(frozen=True)
@@ -218,34 +226,64 @@ def _torch_steppers(case: Case, dtype):
     return {name: make(pre) for name, pre in forms.items()}, gen, y
 
 
-def check_torch(case: Case, steppers, gen, y, rtol: float = 2e-4):
-    """Raise if a PyTorch formulation's loss or gradient differs from Numba's beyond rtol.
+def check_torch(case: Case, rtol: float = 1e-9):
+    """Raise if a PyTorch formulation's loss or gradient differs from the NumPy reference.
 
-    The gradient is compared in the l2 norm: in float32 a few pre-activations within rounding
-    of 0 take the other side of the ReLU in one of the two, which moves single entries.
-    Returns the largest relative errors ``(loss, grad)``.
+    Both in float64 (the same sums in other orders: relative differences near 1e-15; a
+    pre-activation that rounding moves across 0 would need |U c| below that, which a Gaussian
+    draw misses).  Returns the largest relative errors ``(loss, grad)``.
     """
+    steppers, gen, y = _torch_steppers(case, np.float64)
     C = gen.init_weights()
-    ref = Generator(gen.taps, gen.shape, gen.channels, dtype=gen.dtype, backend="numba")
-    loss0, grad0 = ref.loss_and_grad(C, y)
+    loss0, grad0 = gen.loss_and_grad(C, y)
     worst = (0.0, 0.0)
     for name, (_, loss_and_grad) in steppers.items():
         loss, grad = loss_and_grad(C)
         err_loss = abs(loss - loss0) / abs(loss0)
         err_grad = float(np.linalg.norm(grad - grad0) / np.linalg.norm(grad0))
         if err_loss > rtol or err_grad > rtol:
-            raise RuntimeError(f"PyTorch '{name}' disagrees with numba on {case.name}: "
-                               f"loss {err_loss:.2e}, grad {err_grad:.2e} (relative)")
+            raise RuntimeError(f"PyTorch '{name}' disagrees with the NumPy reference on "
+                               f"{case.name}: loss {err_loss:.2e}, grad {err_grad:.2e} (relative)")
         worst = (max(worst[0], err_loss), max(worst[1], err_grad))
     return worst
 
 
-def run(names=None, repeats: int = 10, quick: bool = False, dtype=np.float32, out=print):
-    """Run the benchmark and print a table; returns one dict of figures per shape."""
+def _checked(names):
+    """The shape names to run (all by default); ValueError for an unknown one."""
     names = list(SHAPES) if not names else list(names)
     for name in names:
         if name not in SHAPES:
             raise ValueError(f"unknown shape {name!r}; choose from {', '.join(SHAPES)}")
+    return names
+
+
+#: Numba steps timed per pair (after one untimed step that brings C back into cache).
+PAIR_STEPS = 3
+
+
+def paired_ratios(numba_step, other_step, min_pairs: int, min_time: float):
+    """Median over pairs of (seconds of one ``other_step``) / (seconds per ``numba_step``).
+
+    A pair is one untimed and PAIR_STEPS timed Numba steps, then one timed other step.
+    Returns ``(median ratio, median seconds of other_step)``.
+    """
+    ratios, others = [], []
+    start = time.perf_counter()
+    while len(ratios) < min_pairs or time.perf_counter() - start < min_time:
+        numba_step()
+        t_numba = sum(_timed(numba_step) for _ in range(PAIR_STEPS)) / PAIR_STEPS
+        t_other = _timed(other_step)
+        ratios.append(t_other / t_numba)
+        others.append(t_other)
+    return statistics.median(ratios), statistics.median(others)
+
+
+def measure(names=None, repeats: int = 10, quick: bool = False, dtype=np.float32,
+            reference: bool = True, out=print):
+    """The figures of one process: per shape the Numba time, the NumPy reference time (when
+    ``reference``), PyTorch's times and paired speed-ups, the copy bandwidth; and the best
+    sgemm rate.  Returns ``(rows, sgemm flop/s)``."""
+    names = _checked(names)
     try:
         import torch
         torch.set_num_threads(os.cpu_count() or 1)
@@ -254,11 +292,6 @@ def run(names=None, repeats: int = 10, quick: bool = False, dtype=np.float32, ou
     numpy_repeats = 1 if quick else max(1, repeats // 5)
     # Medians over a second of steps ride out bursts of other load on a shared machine.
     min_time = 0.0 if quick else 1.0
-    out(f"machine: {machine()}")
-    if torch is not None:
-        out(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    else:
-        out("torch not installed (pip install '.[bench]'): PyTorch columns skipped")
     # The machine's rate is the best one seen in the run: other load only lowers a measurement,
     # and a lower rate would flatter the fraction of the roofline.
     rate = sgemm_rate()
@@ -269,20 +302,73 @@ def run(names=None, repeats: int = 10, quick: bool = False, dtype=np.float32, ou
         nbytes = int(np.prod(case.shape)) * case.channels * np.dtype(dtype).itemsize
         bandwidth = copy_bandwidth(nbytes)
         rate = max(rate, sgemm_rate())
+        gen, y, eta = _problem(case, dtype, "numba")
+        stepper = gen.stepper(gen.init_weights(), y, eta)
+        stepper.evaluate()
         row = dict(shape=name, case=case.name, bandwidth_gbs=bandwidth / 1e9, nbytes=nbytes,
-                   numba_ms=1e3 * time_stepper(case, "numba", repeats, dtype, min_time))
-        row["numpy_ms"] = 1e3 * time_stepper(case, "numpy", numpy_repeats, dtype)
+                   numba_ms=1e3 * _median_time(stepper.step, repeats, min_time))
+        if reference:
+            row["numpy_ms"] = 1e3 * time_stepper(case, "numpy", numpy_repeats, dtype)
         if torch is not None:
-            steppers, gen, y = _torch_steppers(case, dtype)
-            row["agreement"] = check_torch(case, steppers, gen, y)
+            steppers, _, _ = _torch_steppers(case, dtype)
+            row["agreement"] = check_torch(case)
             for form, (step, _) in steppers.items():
-                row[f"torch_{form}_ms"] = 1e3 * _median_time(step, max(1, repeats // 2),
-                                                             min_time)
-            best = min((k for k in row if k.startswith("torch_")), key=row.get)
-            row["torch_best"] = best[len("torch_"):-len("_ms")]
-            row["torch_best_ms"] = row[best]
+                ratio, seconds = paired_ratios(stepper.step, step, max(1, repeats // 2),
+                                               min_time)
+                row[f"torch_{form}_ms"], row[f"speedup_{form}"] = 1e3 * seconds, ratio
+            best = min(steppers, key=lambda form: row[f"torch_{form}_ms"])
+            row.update(torch_best=best, torch_best_ms=row[f"torch_{best}_ms"],
+                       speedup=row[f"speedup_{best}"])
         rows.append(row)
-    rate = max(rate, sgemm_rate())
+    return rows, max(rate, sgemm_rate())
+
+
+def _library_mode(names, repeats, quick, dtype):
+    """:func:`measure` (without the NumPy reference) in a child process with the environment
+    the command had before it selected the host CPU: the library's default target."""
+    code = ("import json, sys, numpy as np; from minidip import bench; "
+            "rows, rate = bench.measure(json.loads(sys.argv[1]), int(sys.argv[2]), "
+            "sys.argv[3] == '1', np.dtype(sys.argv[4]), reference=False, "
+            "out=lambda text: None); print(json.dumps([rows, rate]))")
+    env = _cpu.library_environ()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(names), str(repeats),
+                           str(int(quick)), np.dtype(dtype).name], env=env,
+                          capture_output=True, text=True, check=True)
+    rows, rate = json.loads(done.stdout.strip().splitlines()[-1])
+    return rows, rate
+
+
+def run(names=None, repeats: int = 10, quick: bool = False, dtype=np.float32, out=print):
+    """Run the benchmark and print the tables; returns one dict of figures per shape and mode,
+    then one per deep decoder shape (:func:`deep_rows`)."""
+    names = _checked(names)
+    out(f"machine: {machine()}")
+    try:
+        import torch
+        out(f"torch {torch.__version__}, {os.cpu_count()} threads")
+    except ImportError:
+        out("torch not installed (pip install '.[bench]'): PyTorch columns skipped")
+    here = "command, host CPU" if _cpu.replaced else "as configured"
+    out(f"numba target of this process ({here}): {_short_target()}")
+    if _cpu.replaced and _cpu.host_target() == _cpu.default_target():
+        out("the host target is Numba's default target on this CPU: both modes compile the "
+            "same code and differ only by their cache folders")
+    rows, rate = measure(names, repeats, quick, dtype, out=out)
+    for row in rows:
+        row["mode"] = here
+    if _cpu.replaced and quick:
+        out("--quick: the library's default target is not timed")
+    elif _cpu.replaced:
+        out("timing the library's default target in a child process ...")
+        library, child_rate = _library_mode(names, repeats, quick, dtype)
+        rate = max(rate, child_rate)
+        for row, mine in zip(library, rows):
+            row.update(mode="library default", numpy_ms=mine["numpy_ms"],
+                       bandwidth_gbs=max(row["bandwidth_gbs"], mine["bandwidth_gbs"]))
+            mine["bandwidth_gbs"] = row["bandwidth_gbs"]
+        rows = [r for pair in zip(rows, library) for r in pair]
     out(f"sgemm (NumPy float32 matmul, best in the run): {rate / 1e9:.1f} GFLOP/s; "
         f"dtype {np.dtype(dtype).name}")
     for row in rows:
@@ -290,11 +376,75 @@ def run(names=None, repeats: int = 10, quick: bool = False, dtype=np.float32, ou
         roofline = max(case.flops / rate, 2 * row["nbytes"] / (1e9 * row["bandwidth_gbs"]))
         row["roofline_ms"] = 1e3 * roofline
         out(_format_row(row))
-    compile_s = compile_time(dtype)
-    out(f"first-call compile time (cold cache, one signature): {compile_s:.1f} s")
+    compile_s = None if quick else compile_time(dtype)
+    if compile_s is not None:
+        out(f"first-call compile time (cold cache, one signature): {compile_s:.1f} s")
+    out("timing the deep decoder (one Adam step, float32) in a child process ...")
+    deep = deep_rows(quick)
+    for row in deep:
+        out(_format_deep(row))
     out("")
     out(markdown_table(rows, rate, compile_s))
-    return rows
+    out("")
+    out(deep_table(deep))
+    return rows + deep
+
+
+#: The deep decoder's shapes (minidip.deep._bench.SHAPES) timed by ``--quick``, and all rounds.
+DEEP_QUICK = ("128",)
+
+
+def deep_rows(quick: bool = False) -> list:
+    """:func:`minidip.deep._bench.compare` for the deep decoder's shapes (only the small one
+    with ``quick``), in a child process on Numba's workqueue threading layer unless the user
+    chose one (see :func:`minidip.deep._bench.prefer_workqueue`: OpenMP's spinning threads and
+    BLAS's take turns badly on shared cores).  Without PyTorch only our step is timed."""
+    from .deep import _bench as deep
+    names = list(DEEP_QUICK if quick else deep.SHAPES)
+    code = ("import json, sys; from minidip.deep import _bench as deep; deep.prefer_workqueue(); "
+            "print(json.dumps([deep.compare(deep.SHAPES[n], int(sys.argv[2])) "
+            "for n in json.loads(sys.argv[1])]))")
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(names),
+                           str(5 if quick else 21)], env=env, capture_output=True, text=True,
+                          check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _format_deep(row) -> str:
+    text = (f"deep decoder {row['case']}: ours {1e3 * row['ours']:.1f} ms/Adam step, matmul "
+            f"{row['flops'] / 1e9:.2f} GFLOP = {100 * row['roofline']:.0f}% of the step at "
+            f"{row['sgemm'] / 1e9:.0f} GFLOP/s sgemm ({row['threading_layer']})")
+    if row["torch"] is not None:
+        text += (f"; PyTorch twin {1e3 * row['torch']:.1f} ms, speed-up {row['speedup']:.2f}x "
+                 f"(paired; target 2x); twin gradients within {row['gradient_agreement']:.1e}")
+    return text
+
+
+def deep_table(rows) -> str:
+    """The README table of the deep decoder: ms per Adam step against the PyTorch twin."""
+    lines = ["| deep decoder, float32 | ours ms/Adam step | PyTorch twin ms | speed-up "
+             "(paired, target >= 2x) | matmul GFLOP | % of sgemm roofline |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        twin = "n/a (no torch)" if row["torch"] is None else f"{1e3 * row['torch']:.1f}"
+        speedup = "n/a" if row["torch"] is None else f"{row['speedup']:.2f}x"
+        lines.append(f"| {row['case']} | {1e3 * row['ours']:.1f} | {twin} | {speedup} "
+                     f"| {row['flops'] / 1e9:.2f} | {100 * row['roofline']:.0f}% |")
+    return "\n".join(lines)
+
+
+def _short_target() -> str:
+    """The CPU name Numba compiles for and whether it may use 512-bit vectors."""
+    import numba
+    from llvmlite import binding as ll
+    name = numba.config.CPU_NAME or ll.get_host_cpu_name()
+    features = numba.config.CPU_FEATURES or ll.get_host_cpu_features().flatten()
+    wide = ("512-bit vectors" if "-prefer-256-bit" in features else
+            "AVX-512, 256-bit preferred" if "+avx512f" in features.split(",") else "no AVX-512")
+    return f"{name} ({wide})"
 
 
 def _torch_forms(row):
@@ -303,32 +453,33 @@ def _torch_forms(row):
 
 def _format_row(row) -> str:
     share = 100 * row["roofline_ms"] / row["numba_ms"]
-    text = (f"{row['case']:<28} numba {row['numba_ms']:8.2f} ms  numpy {row['numpy_ms']:9.1f} ms"
-            f"  roofline {row['roofline_ms']:6.2f} ms ({share:4.1f}%)"
-            f"  copy {row['bandwidth_gbs']:5.1f} GB/s")
+    text = (f"{row['case']:<28} {row['mode']:<18} numba {row['numba_ms']:8.2f} ms"
+            f"  numpy {row['numpy_ms']:9.1f} ms  roofline {row['roofline_ms']:6.2f} ms"
+            f" ({share:4.1f}%)  copy {row['bandwidth_gbs']:5.1f} GB/s")
     if _torch_forms(row):
         text += "  torch " + ", ".join(f"{k[6:-3]} {row[k]:.2f}" for k in _torch_forms(row))
-        text += f" ms  speed-up vs torch {row['torch_best_ms'] / row['numba_ms']:.1f}x"
+        text += f" ms  speed-up vs torch {row['speedup']:.1f}x (paired)"
         text += " (agrees: loss {:.1e}, grad {:.1e})".format(*row["agreement"])
     return text
 
 
 def markdown_table(rows, rate, compile_s) -> str:
-    """The README table: ms/step and ratios per shape."""
-    lines = ["| shape | numba ms/step | NumPy ms/step | PyTorch ms/step | speed-up vs best "
-             "PyTorch | roofline ms | % of roofline |",
-             "|---|---|---|---|---|---|---|"]
+    """The README table: ms/step and ratios per shape and mode."""
+    lines = ["| shape | mode | numba ms/step | NumPy ms/step | PyTorch ms/step | speed-up vs best "
+             "PyTorch (paired) | roofline ms | % of roofline |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         forms = _torch_forms(row)
         torch_ms = " / ".join(f"{k[6:-3]} {row[k]:.0f}" for k in forms) if forms else "n/a"
-        speedup = (f"{row['torch_best_ms'] / row['numba_ms']:.0f}x ({row['torch_best']})"
-                   if forms else "n/a")
-        lines.append(f"| {row['case']} | {row['numba_ms']:.2f} | {row['numpy_ms']:.0f} "
-                     f"| {torch_ms} | {speedup} | {row['roofline_ms']:.2f} "
+        speedup = f"{row['speedup']:.1f}x ({row['torch_best']})" if forms else "n/a"
+        lines.append(f"| {row['case']} | {row['mode']} | {row['numba_ms']:.2f} "
+                     f"| {row['numpy_ms']:.0f} | {torch_ms} | {speedup} "
+                     f"| {row['roofline_ms']:.2f} "
                      f"| {100 * row['roofline_ms'] / row['numba_ms']:.0f}% |")
+    compiled = "not timed (--quick)" if compile_s is None else f"{compile_s:.1f} s"
     lines.append(f"\nsgemm {rate / 1e9:.0f} GFLOP/s (NumPy float32 matmul); roofline = "
                  f"max(4 N k taps / sgemm, 2 bytes(C) / copy bandwidth); cold compile "
-                 f"{compile_s:.1f} s.")
+                 f"{compiled}.")
     return "\n".join(lines)
 
 

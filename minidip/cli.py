@@ -10,6 +10,8 @@ import sys
 
 import numpy as np
 
+from . import _cpu
+
 __all__ = ["main"]
 
 class UsageError(Exception):
@@ -243,7 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench_cmd.add_argument("--shapes", nargs="+", choices=list(bench.SHAPES), default=None,
                            help="subset of the shapes (default: all four)")
     bench_cmd.add_argument("--repeats", type=_positive(int), default=10, help="timed steps per shape")
-    bench_cmd.add_argument("--quick", action="store_true", help="time the NumPy reference once")
+    bench_cmd.add_argument("--quick", action="store_true",
+                           help="one NumPy step, one CPU mode, no cold compile, one deep shape")
     bench_cmd.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     bench_cmd.set_defaults(run=bench.main)
 
@@ -297,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 def main(argv=None) -> int:
+    if argv is None:                   # run as the program: its process is ours
+        _cpu.use_host_cpu()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+from minidip import _cpu
 from proofs_check import CLAIMS, _common as common, _engine as engine, _runner as runner
 
 #: Rough wall time of --full on a 2-core machine (measured: 24 min), said before starting.
@@ -13,6 +14,8 @@ FULL_MINUTES = 25
 
 
 def main(argv=None) -> int:
+    if argv is None:                   # run as the program: its process is ours
+        _cpu.use_host_cpu()
     parser = argparse.ArgumentParser(prog="python -m proofs_check", description=__doc__)
     parser.add_argument("--out", default=str(common.DEFAULT_OUT),
                         help="folder for the figures and report.json (default: figures)")

@@ -64,3 +64,11 @@ def test_compare_smoke():
     assert {"ours", "torch", "speedup", "roofline", "gradient_agreement",
             "threading_layer"} <= set(row)
     assert row["ours"] > 0 and row["torch"] > 0 and row["gradient_agreement"] < 1e-2
+
+
+def test_compare_without_torch_times_ours_only(monkeypatch):
+    """``minidip bench`` without PyTorch still times our Adam step; the twin's columns are None."""
+    monkeypatch.setitem(__import__("sys").modules, "torch", None)      # import torch fails
+    row = _bench.compare(_bench.Case("tiny", (8, 8), 4, 2), rounds=2)
+    assert row["torch"] is None and row["speedup"] is None and row["gradient_agreement"] is None
+    assert row["ours"] > 0 and row["roofline"] > 0

@@ -224,30 +224,40 @@ def compare(case: Case, rounds: int = 15, threads: int = 2) -> dict:
 
     Returns the medians (seconds), the median of the paired ratios, the matmul flops, the sgemm
     rate and the roofline fraction, the twin's gradient agreement and the threading layer.
+    Without PyTorch only our step is timed (``torch``, ``speedup`` and ``gradient_agreement``
+    are None).
     """
     import numba
-    import torch
-    torch.set_num_threads(threads)
+    try:
+        import torch
+        torch.set_num_threads(threads)
+    except ImportError:
+        torch = None
     gen = case.model()
     y = np.random.default_rng(1).random(gen.output_shape).astype(np.float32)
-    agreement = check_twin(gen, gen.init_weights(), y)
-    ours = our_step(gen, gen.init_weights(), y)
-    twin, _ = torch_twin(gen, gen.init_weights(), y)
-    for fn in (ours, twin, ours, twin):             # warm-up: compile, allocate, caches
-        fn()
-    times = {"ours": [], "torch": []}
+    steps = {"ours": our_step(gen, gen.init_weights(), y)}
+    agreement = None
+    if torch is not None:
+        agreement = check_twin(gen, gen.init_weights(), y)
+        steps["torch"] = torch_twin(gen, gen.init_weights(), y)[0]
+    for _ in range(2):                              # warm-up: compile, allocate, caches
+        for fn in steps.values():
+            fn()
+    times = {name: [] for name in steps}
+    order = list(steps.items())
     for r in range(rounds):
-        order = (("ours", ours), ("torch", twin)) if r % 2 == 0 else (("torch", twin),
-                                                                      ("ours", ours))
-        for name, fn in order:
+        for name, fn in (order if r % 2 == 0 else order[::-1]):
             t = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t)
     rate = sgemm_rate()
     flops = matmul_flops(gen)
-    ours_s, torch_s = statistics.median(times["ours"]), statistics.median(times["torch"])
-    return dict(case=case.name, ours=ours_s, torch=torch_s,
-                speedup=statistics.median(b / a for a, b in zip(times["ours"], times["torch"])),
+    ours_s = statistics.median(times["ours"])
+    torch_s = speedup = None
+    if torch is not None:
+        torch_s = statistics.median(times["torch"])
+        speedup = statistics.median(b / a for a, b in zip(times["ours"], times["torch"]))
+    return dict(case=case.name, ours=ours_s, torch=torch_s, speedup=speedup,
                 flops=flops, sgemm=rate, roofline=flops / rate / ours_s,
                 gradient_agreement=agreement, threading_layer=numba.threading_layer())
 
@@ -274,10 +284,12 @@ def main(names=None, rounds: int = 15) -> list:
     for name in names or SHAPES:
         row = compare(SHAPES[name], rounds)
         rows.append(row)
-        print(f"{row['case']}: ours {row['ours'] * 1e3:.1f} ms, PyTorch {row['torch'] * 1e3:.1f} "
-              f"ms, speed-up {row['speedup']:.2f}x; matmul {row['flops'] / 1e9:.2f} GFLOP at "
-              f"{row['sgemm'] / 1e9:.0f} GFLOP/s = {row['roofline']:.0%} of the step; twin "
-              f"gradients within {row['gradient_agreement']:.1e}", flush=True)
+        twin = ("PyTorch absent" if row["torch"] is None else
+                f"PyTorch {row['torch'] * 1e3:.1f} ms, speed-up {row['speedup']:.2f}x, twin "
+                f"gradients within {row['gradient_agreement']:.1e}")
+        print(f"{row['case']}: ours {row['ours'] * 1e3:.1f} ms, {twin}; matmul "
+              f"{row['flops'] / 1e9:.2f} GFLOP at {row['sgemm'] / 1e9:.0f} GFLOP/s = "
+              f"{row['roofline']:.0%} of the step", flush=True)
     return rows
 
 
