@@ -191,7 +191,7 @@ def forward(W: dict, B0: np.ndarray, spatial: list, norm: bool, use_sigmoid: boo
 
 def backward(dout: np.ndarray, W: dict, tape: dict, spatial: list, norm: bool,
              use_sigmoid: bool) -> dict:
-    """dL/dW for every effective weight of :func:`forward`, given dL/dx, (c_out, *S)."""
+    """(E15) dL/dW for every effective weight of :func:`forward`, given dL/dx, (c_out, *S)."""
     if use_sigmoid:
         dout = sigmoid_backward(dout, tape["out"])
     grads = {}
