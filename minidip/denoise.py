@@ -23,7 +23,7 @@ from .restore import MODELS
 __all__ = ["denoise", "MODELS", "DEFAULT_CHANNELS", "DEFAULT_STEPS", "DEFAULT_INIT_RATIO",
            "DEFAULT_STEP_FRACTION", "DEEP_CHANNELS", "DEEP_LAYERS", "DEEP_UPSAMPLE",
            "DEEP_PARAMETRIZATION", "DEEP_NORM", "DEEP_SIGMOID", "DEEP_STEP_SIZE", "DEEP_STEPS",
-           "DEEP_STOP", "DEEP_KAPPA", "deep_grid"]
+           "DEEP_STOP", "DEEP_KAPPA", "DEEP_RANGE_MARGIN", "deep_grid", "deep_value_range"]
 
 DEFAULT_CHANNELS = 128
 DEFAULT_STEPS = 300
@@ -95,14 +95,13 @@ DEFAULT_STEP_FRACTION = 0.25
 # | k = 128, y as is | phant. | 35.29 (759) | 33.40 (731)/31.90 (336) | 35.12 (746)/32.46 (533) |
 # | k = 128, margin 32 | DEM | 31.48 (378) | 30.98 (248)/30.91 (246) | 31.30 (300)/31.25 (296) |
 #
-# The last three rows (L = 6) are not adopted in the defaults: "y as
-# is" fits y itself (both images lie in [0, 1]) instead of y mapped onto [0, 1] by its own
-# minimum and maximum, so the sigmoid can saturate at the phantom's black background and white
-# skull (+5.6 dB at the oracle stop, +3.6 dB with the rule; the DEM is unchanged); "margin 32"
-# pads the grid by 32 more pixels per axis, so the periodic wrap-around of the decoder falls on
-# unconstrained pixels (+0.5 dB on the non-periodic DEM, at 1.27 times the pixels).  Adopting
-# the first needs a way to place an arbitrary y on the sigmoid's range that keeps the result
-# independent of y's units; one seed, one image each.
+# "y as is" fits y itself (both images lie in [0, 1]) instead of y mapped onto [0, 1] by its
+# own minimum and maximum, so the sigmoid can saturate at the phantom's black background and
+# white skull (+5.6 dB at the oracle stop, +3.6 dB with the rule; the DEM is unchanged): adopted
+# for signals that lie in [0, 1] up to the noise (:func:`deep_value_range`).  "margin 32" pads
+# the grid by 32 more pixels per axis, so the periodic wrap-around of the decoder falls on
+# unconstrained pixels (+0.5 dB on the non-periodic DEM, at 1.27 times the pixels): not adopted
+# (one seed, one image).
 #
 # For scale: the Gaussian blur of the best std (chosen with the clean image, reflecting
 # borders; :func:`minidip.baselines.gaussian_blur_baseline`) reaches 32.28 / 32.44 dB on the
@@ -137,9 +136,16 @@ DEEP_UPSAMPLE = "linear"
 #: E16: "standard" trains W directly and learns features; under "ntk" with the same Adam rate
 #: the fit stays lazy (24.6-25.0 dB against 26.4-27.0 at 128 x 128 in the issue's PyTorch runs).
 DEEP_PARAMETRIZATION = "standard"
-#: Channel normalisation and the output sigmoid (no sigmoid: 0.3-1.1 dB lower).  y is mapped
-#: onto [0, 1] by its own minimum and maximum, so the sigmoid's range covers the noisy data.
+#: Channel normalisation and the output sigmoid (no sigmoid: 0.3-1.1 dB lower).  The sigmoid's
+#: range (0, 1) is mapped onto the signal's value range (:func:`deep_value_range`).
 DEEP_NORM, DEEP_SIGMOID = True, True
+#: A signal within [-DEEP_RANGE_MARGIN s, 1 + DEEP_RANGE_MARGIN s] (s its noise level) is taken
+#: as an image in [0, 1] and fitted as it is, so the sigmoid can saturate at black and white:
+#: measured on the validation images (seed 0, defaults otherwise, rule with sigma estimated),
+#: fitting y as it is against mapping its noisy minimum and maximum onto [0, 1] gave 32.46 vs
+#: 28.87 dB on the phantom (oracle stop 35.29 vs 29.69) and the same on the elevation map.  A
+#: Gaussian sample beyond 6 s has probability 2e-9: images of up to 10^7 pixels stay in.
+DEEP_RANGE_MARGIN = 6.0
 #: Adam's learning rate.
 DEEP_STEP_SIZE = 0.01
 #: The most Adam steps; the rule stopped between steps 294 and 895 in the runs above.
@@ -161,9 +167,25 @@ def deep_grid(shape, layers: int = DEEP_LAYERS):
     return layers, padded_grid(shape, 2 ** (layers - 1))
 
 
+def deep_value_range(y, noise_std=None) -> tuple:
+    """``(low, high)``: the values the deep decoder's sigmoid range (0, 1) is mapped onto.
+
+    ``(0, 1)`` when y lies within ``[-m s, 1 + m s]``, m = :data:`DEEP_RANGE_MARGIN` and s the
+    noise level (``noise_std``, else :func:`minidip.stopping.estimate_noise_std`): an image in
+    [0, 1] plus noise, the convention of :func:`minidip.data.load`.  Otherwise y's minimum and
+    maximum.  Raises ValueError for a constant y.
+    """
+    low, high = float(np.min(y)), float(np.max(y))
+    if not high > low:
+        raise ValueError("the signal is constant; there is nothing to denoise")
+    s = stopping.estimate_noise_std(y) if noise_std is None else noise_std
+    margin = DEEP_RANGE_MARGIN * s
+    return (0.0, 1.0) if -margin <= low and high <= 1 + margin else (low, high)
+
+
 def denoise(y, *, model="two-layer", filter=None, stop="auto", noise_std=None, channels=None,
-            steps=None, step_size=None, init_ratio=None, layers=None, seed: int = 0,
-            clean=None, progress: bool = False, backend=None) -> FitResult:
+            steps=None, step_size=None, init_ratio=None, layers=None, value_range=None,
+            seed: int = 0, clean=None, progress: bool = False, backend=None) -> FitResult:
     """Denoise a 1-D signal or 2-D image y (with ``model="deep"`` also a colour image
     ``(3, h, w)``) by an early-stopped fit of a generator.
 
@@ -175,8 +197,8 @@ def denoise(y, *, model="two-layer", filter=None, stop="auto", noise_std=None, c
         The two-layer generator of E3, fitted by gradient descent (E6), or the deep decoder of
         E15 fitted by Adam: generated on ``y``'s grid padded to a multiple of 2^(L-1)
         (:func:`deep_grid`) and fitted through the crop to ``y``'s shape
-        (:class:`minidip.cropped.Cropped`), with ``y`` mapped affinely onto [0, 1] (its minimum
-        and maximum) for the fit and the output mapped back.
+        (:class:`minidip.cropped.Cropped`), with ``value_range`` mapped affinely onto the
+        sigmoid's [0, 1] for the fit and the output mapped back.
     filter : str or array, optional
         Two-layer only: a spec for :func:`minidip.filters.parse_filter` or filter taps; default
         :func:`minidip.filters.default_filter`.
@@ -199,6 +221,10 @@ def denoise(y, *, model="two-layer", filter=None, stop="auto", noise_std=None, c
         :data:`DEFAULT_INIT_RATIO`.
     layers : int, optional
         Deep only: the most layers L, default :data:`DEEP_LAYERS` (lowered on small grids).
+    value_range : (low, high), optional
+        Deep only: the values the output sigmoid's range (0, 1) maps to; default
+        :func:`deep_value_range` ((0, 1) for an image in [0, 1] plus noise, else y's minimum
+        and maximum).
     seed : int
         Seed of the initial weights (and of the deep decoder's fixed input).
     clean : array of y's shape, optional
@@ -214,7 +240,7 @@ def denoise(y, *, model="two-layer", filter=None, stop="auto", noise_std=None, c
         ``output`` has y's shape.  ``info`` always holds "noise_std" and "noise_std_estimated"
         (estimated here when the rule does not use a noise level) besides what the rule
         recorded; with ``model="deep"`` also "layers" and "grid" (the padded grid) and
-        "range" (the minimum and maximum of y that the fit's [0, 1] maps to).  The history's
+        "range" (the value range that the fit's [0, 1] maps to).  The history's
         "loss" and "error" are in y's units.
 
     Raises
@@ -226,10 +252,11 @@ def denoise(y, *, model="two-layer", filter=None, stop="auto", noise_std=None, c
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
     if model == "deep":
         return _denoise_deep(y, filter, stop, noise_std, channels, steps, step_size, init_ratio,
-                             layers, seed, clean, progress, backend)
-    if layers is not None:
-        raise ValueError("layers is an option of the deep decoder; use model='deep' or leave "
-                         "layers unset")
+                             layers, value_range, seed, clean, progress, backend)
+    for name, value in (("layers", layers), ("value_range", value_range)):
+        if value is not None:
+            raise ValueError(f"{name} is an option of the deep decoder; use model='deep' or "
+                             f"leave {name} unset")
     y = _check.signal(y, "the signal")
     if filter is None or isinstance(filter, str):
         taps = parse_filter(filter or default_filter(y.ndim), y.ndim)
@@ -279,7 +306,7 @@ def _deep_signal(y):
 
 
 def _denoise_deep(y, filter, stop, noise_std, channels, steps, step_size, init_ratio, layers,
-                  seed, clean, progress, backend) -> FitResult:
+                  value_range, seed, clean, progress, backend) -> FitResult:
     from .deep import DeepDecoder
 
     if filter is not None:
@@ -293,9 +320,16 @@ def _denoise_deep(y, filter, stop, noise_std, channels, steps, step_size, init_r
         clean = _check.signal(clean, "clean", y.shape, ndims=(y.ndim,))
     if noise_std is not None:
         noise_std = _check.positive(noise_std, "noise_std")
-    low, high = float(y.min()), float(y.max())
-    if not high > low:
+    if not np.ptp(y) > 0:
         raise ValueError("the signal is constant; there is nothing to denoise")
+    if value_range is None:
+        low, high = deep_value_range(y, noise_std)
+    else:
+        low, high = ((_check.real_number(v) for v in value_range)
+                     if np.size(value_range) == 2 else (np.nan, np.nan))
+        if not (np.isfinite(low) and np.isfinite(high) and high > low):
+            raise ValueError(f"value_range must be (low, high) with low < high, got "
+                             f"{value_range!r}")
     span = high - low
     used_layers, padded = deep_grid(grid, DEEP_LAYERS if layers is None else layers)
     gen = DeepDecoder(padded, channels=DEEP_CHANNELS if channels is None else channels,

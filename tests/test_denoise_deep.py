@@ -31,6 +31,7 @@ def _decoder(grid, layers, out_channels=1, channels=4):
 
 def test_deep_is_the_documented_fit_on_y_mapped_to_the_unit_interval():
     _, y = _noisy((16, 16))
+    y = 3 * y + 2                                           # far outside [0, 1]
     res = dn.denoise(y, model="deep", steps=6, stop=None, **FAST)
     low, high = y.min(), y.max()
     gen = _decoder((16, 16), 3)
@@ -42,14 +43,41 @@ def test_deep_is_the_documented_fit_on_y_mapped_to_the_unit_interval():
     assert res.step_size == dn.DEEP_STEP_SIZE and res.info["optimizer"] == "adam"
 
 
+def test_an_image_in_the_unit_interval_plus_noise_is_fitted_as_it_is():
+    x = md.data.shepp_logan(16)
+    assert x.min() >= 0 and x.max() <= 1
+    y = x + 0.1 * np.random.default_rng(1).standard_normal(x.shape)
+    res = dn.denoise(y, model="deep", steps=6, stop=None, **FAST)
+    plain = md.fit(_decoder((16, 16), 3), y, 6, optimizer="adam", step_size=dn.DEEP_STEP_SIZE)
+    np.testing.assert_array_equal(res.output, plain.output)
+    assert res.info["range"] == (0.0, 1.0)
+
+
+def test_deep_value_range_margin():
+    """In [0, 1] within DEEP_RANGE_MARGIN noise levels: (0, 1); one sample beyond: min, max."""
+    y = np.linspace(0, 1, 64)
+    s = 0.1
+    margin = dn.DEEP_RANGE_MARGIN * s
+    inside, outside = y.copy(), y.copy()
+    inside[0], inside[-1] = -0.99 * margin, 1 + 0.99 * margin
+    outside[0] = -1.01 * margin
+    assert dn.deep_value_range(inside, noise_std=s) == (0.0, 1.0)
+    assert dn.deep_value_range(outside, noise_std=s) == (outside.min(), outside.max())
+    outside = y.copy()
+    outside[-1] = 1 + 1.01 * margin
+    assert dn.deep_value_range(outside, noise_std=s) == (0.0, outside.max())
+
+
 def test_affine_change_of_y_changes_the_output_alike():
-    """y -> a y + b maps the fitted target (y - min) / (max - min) to itself (up to rounding),
-    so the output maps alike; float32 rounding of the target, through 6 Adam steps."""
+    """y -> a y + b with the value range mapped alike maps the fitted target to itself (up to
+    rounding), so the output maps alike; float32 rounding of the target, 6 Adam steps."""
     _, y = _noisy((12, 20))
     a, b = 2.5, -1.0
-    one = dn.denoise(y, model="deep", steps=6, stop=None, **FAST).output
-    two = dn.denoise(a * y + b, model="deep", steps=6, stop=None, **FAST).output
-    np.testing.assert_allclose(two, a * one + b, rtol=0, atol=1e-4 * a)
+    low, high = y.min() - 0.1, y.max() + 0.2
+    one = dn.denoise(y, model="deep", steps=6, stop=None, value_range=(low, high), **FAST)
+    two = dn.denoise(a * y + b, model="deep", steps=6, stop=None,
+                     value_range=(a * low + b, a * high + b), **FAST)
+    np.testing.assert_allclose(two.output, a * one.output + b, rtol=0, atol=1e-4 * a)
 
 
 @pytest.mark.parametrize("shape, layers, grid", [
@@ -67,7 +95,8 @@ def test_any_shape_fits_the_real_pixels_only(shape):
     target equal to the model's own output on the padded pixels (zero residual there)."""
     _, y = _noisy(shape)
     colour = len(shape) == 3
-    res = dn.denoise(y, model="deep", steps=3, stop=None, **FAST)
+    res = dn.denoise(y, model="deep", steps=3, stop=None, value_range=(y.min(), y.max()),
+                     **FAST)
     assert res.output.shape == y.shape
     layers, grid = res.info["layers"], res.info["grid"]
     assert res.weights["Wout"].shape == (3 if colour else 1, 4)
@@ -165,6 +194,9 @@ def test_ctrl_c_keeps_the_best_so_far_in_the_units_of_y():
     (np.eye(8), dict(stop="never"), "unknown stop rule"),
     (np.eye(8), dict(steps=-1), "steps"),
     (np.eye(8), dict(layers=0), "layers"),
+    (np.eye(8), dict(value_range=(1, 0)), "value_range"),
+    (np.eye(8), dict(value_range=0.5), "value_range"),
+    (np.eye(8), dict(value_range=("a", 1)), "value_range"),
     (np.eye(8), dict(stop="spectral"), "optimizer='gd'"),
 ])
 def test_bad_input_is_one_clear_value_error(y, kwargs, match):
