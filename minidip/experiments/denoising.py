@@ -169,23 +169,37 @@ def _two_layer(case, x, y, seed, progress):
                 seconds=seconds, curve=(iterations, -10 * np.log10(mse)), info={})
 
 
+def _deep_settings():
+    """The deep decoder's defaults: name -> value of every ``DEEP_*`` of minidip.denoise."""
+    from .. import denoise as _denoise
+
+    return {name: getattr(_denoise, name) for name in _denoise.__all__
+            if name.startswith("DEEP_")}
+
+
+def _deep_rule_name(rule):
+    if rule is None:
+        return f"none (the last of {_deep_settings()['DEEP_STEPS']} Adam steps)"
+    return rule if isinstance(rule, str) else type(rule).__name__
+
+
 def _deep(case, x, y, seed, progress):
     """The deep decoder (:func:`minidip.denoise.denoise`, ``model="deep"``, its defaults) on
     one trajectory: the oracle stop and the default rule (sigma estimated from y)."""
-    from .. import denoise as _denoise
-
-    rule = _denoise.DEEP_DEFAULTS["stop"]
+    rule = _deep_settings()["DEEP_STOP"]
     panel = Panel({DEEP_ORACLE: (stopping.Oracle(), False),
                    DEEP_DEFAULT: (stopping.make_rule(rule), False)})
     start = time.perf_counter()
     res = denoise(y, model="deep", stop=panel, seed=seed, clean=x, progress=progress)
     elapsed = time.perf_counter() - start
+    # The fit runs on y mapped affinely onto [0, 1]; the panel saw its outputs in those units.
+    low, high = res.info["range"]
     iterations, mse = _curve(res, x.size)
-    return dict(outputs={k: v[1] for k, v in panel.chosen.items()},
+    return dict(outputs={k: low + (high - low) * v[1] for k, v in panel.chosen.items()},
                 stops={k: float(v[0]) for k, v in panel.chosen.items()},
                 seconds=_with_seconds(panel, res, elapsed),
                 curve=(iterations, -10 * np.log10(mse)),
-                info={"deep_rule": str(rule), "deep_steps_run": _steps_run(res)})
+                info={"deep_rule": _deep_rule_name(rule), "deep_steps_run": _steps_run(res)})
 
 
 def _import_bm3d():
@@ -241,8 +255,7 @@ def _fingerprint(part, case):
     deep decoder the library's defaults."""
     settings = [case.name, case.noise_std, case.filter, case.channels, case.steps]
     if part == "deep":
-        from .. import denoise as _denoise
-        settings.append(sorted((k, repr(v)) for k, v in _denoise.DEEP_DEFAULTS.items()))
+        settings.append(sorted((k, repr(v)) for k, v in _deep_settings().items()))
     if part == "baselines":
         settings.append(_import_bm3d() is not None)
     return json.dumps(settings, default=str)
@@ -364,6 +377,7 @@ def comparison_table(rows) -> str:
             times.append(f"{np.mean(spent):.3g}" if spent else "-")
         if set(cells) != {"n/a"}:
             psnr.append(f"| {method} | " + " | ".join(cells) + " |")
+        if set(times) - {"n/a", "-"}:
             seconds.append(f"| {method} | " + " | ".join(times) + " |")
     notes = [f"PSNR in dB (data range 1), mean ± sample std over seeds {seeds}; "
              "(n) = mean stopping iteration."]
