@@ -37,13 +37,15 @@ def _demo(args):
     print(f"  final loss                      {h['loss'][-1]:8.4g}")
 
 _DEMO_NOISE = 0.1          # noise added to the embedded MRI slice when denoise gets no INPUT
-_DENOISE_HELP = f"""Denoise a PNG/JPEG image (converted to grayscale in [0, 1]) or a 1-D/2-D .npy
-signal by fitting a two-layer convolutional generator with gradient descent and stopping early.
-The output has the input's kind and is written atomically; it never replaces the input.
-Without INPUT the embedded MRI slice (2x2-averaged to 128x128) is used and, unless --add-noise
-says otherwise, Gaussian noise of std {_DEMO_NOISE} is added so that the PSNR gain can be
-reported.  The noise std is estimated from the data unless --noise-std is given (also with
---add-noise).  Ctrl-C writes the best output so far under the stop rule."""
+_DENOISE_HELP = f"""Denoise a PNG/JPEG image or a 1-D/2-D .npy signal by fitting an untrained
+generator and stopping early: the two-layer convolutional generator by gradient descent
+(default; images converted to grayscale in [0, 1]) or, with --model deep, the deep decoder by
+Adam (colour images stay colour; any size).  The output has the input's kind and is written
+atomically; it never replaces the input.  Without INPUT the embedded MRI slice (2x2-averaged to
+128x128) is used and, unless --add-noise says otherwise, Gaussian noise of std {_DEMO_NOISE} is
+added so that the PSNR gain can be reported.  The noise std is estimated from the data unless
+--noise-std is given (also with --add-noise).  Ctrl-C writes the best output so far under the
+stop rule."""
 
 
 def _denoise(args):
@@ -53,9 +55,13 @@ def _denoise(args):
     import minidip as md
     from minidip import denoise as dn
 
-    if args.stop not in md.stopping.RULES:
-        raise UsageError(f"unknown stop rule {args.stop!r}; choose one of "
+    deep = args.model == "deep"
+    if args.stop not in ("auto", "none", *md.stopping.RULES):
+        raise UsageError(f"unknown stop rule {args.stop!r}; choose auto, none or one of "
                          f"{', '.join(sorted(md.stopping.RULES))}")
+    if deep and args.filter is not None:
+        raise UsageError("--filter is an option of the two-layer model; the deep decoder's "
+                         "upsampling is fixed (drop --filter or use --model two-layer)")
     if args.input is None:
         source, suffix = "the embedded MRI slice (2x2-averaged to 128x128)", ".png"
         y = md.data.mri(downsample=2)
@@ -69,7 +75,7 @@ def _denoise(args):
         if out.resolve() == path.resolve() or (out.exists() and path.exists()
                                                and os.path.samefile(out, path)):
             raise UsageError(f"the output {out} is the input file; choose another --out")
-        y = md.data.load(path)
+        y = md.data.load(path, color=deep)          # the deep decoder keeps colour
         add_noise = args.add_noise
     if y.ndim == 1 and out.suffix.lower() != ".npy":
         raise UsageError(f"a 1-D signal cannot be written as {out.suffix or 'a file without suffix'}"
@@ -84,25 +90,37 @@ def _denoise(args):
         raise UsageError("--stop oracle needs the clean signal: use --add-noise on a clean input")
     if args.filter is not None:
         md.filters.parse_filter(args.filter, y.ndim)    # a bad spec fails before any work
+    stop = None if args.stop == "none" else args.stop
     interrupted = False
     try:
-        res = dn.denoise(y, filter=args.filter, stop=args.stop, noise_std=args.noise_std,
-                         channels=args.channels, steps=args.steps, seed=args.seed, clean=clean,
-                         progress=not args.no_progress)
-    except md.FitInterrupted as stop:
-        res, interrupted = stop.result, True
+        res = dn.denoise(y, model=args.model, filter=args.filter, stop=stop,
+                         noise_std=args.noise_std, channels=args.channels, steps=args.steps,
+                         seed=args.seed, clean=clean, progress=not args.no_progress)
+    except md.FitInterrupted as stop_now:
+        res, interrupted = stop_now.result, True
     except md.FitDivergedError as err:
         raise UsageError(str(err)) from None
     md.data.save(out, res.output, protect=[] if args.input is None else [args.input])
     how = "estimated" if res.info["noise_std_estimated"] else "given"
-    filter_spec = args.filter or md.filters.default_filter(y.ndim)
-    print(f"minidip denoise: {source}, shape {'x'.join(map(str, y.shape))}, filter {filter_spec}, "
-          f"{args.channels} channels, stop rule {args.stop!r}")
+    if args.stop == "auto":
+        stop = dn.DEEP_STOP if deep else "discrepancy"
+    rule = "none" if stop is None else stop
+    steps = args.steps or (dn.DEEP_STEPS if deep else dn.DEFAULT_STEPS)
+    colour = y.ndim == 3
+    grid = y.shape[1:] if colour else y.shape
+    if deep:
+        what = (f"deep decoder, {args.channels or dn.DEEP_CHANNELS} channels, "
+                f"{res.info['layers']} layers (grid {'x'.join(map(str, res.info['grid']))})")
+    else:
+        what = (f"filter {args.filter or md.filters.default_filter(y.ndim)}, "
+                f"{args.channels or dn.DEFAULT_CHANNELS} channels")
+    print(f"minidip denoise: {source}, {'colour ' if colour else ''}shape "
+          f"{'x'.join(map(str, grid))}, {what}, stop rule {rule!r}")
     if add_noise is not None:
         print(f"  added Gaussian noise of std {add_noise:g} (seed {args.seed})")
     print(f"  noise std          {res.info['noise_std']:.4g} ({how})")
-    print(f"  stopped at         iteration {res.stopped_at} of at most {args.steps}")
-    for line in _undecided(res, args.stop, args.steps):
+    print(f"  stopped at         iteration {res.stopped_at} of at most {steps}")
+    for line in _undecided(res, rule, steps):
         print(f"  note: {line}")
     if clean is not None:
         span = float(np.ptp(clean)) or 1.0 if suffix == ".npy" else 1.0
@@ -112,7 +130,7 @@ def _denoise(args):
               f"(gain {after - before:+.2f} dB)")
     if interrupted:
         print(f"  interrupted: wrote the best output so far (iteration {res.stopped_at} under "
-              f"{args.stop!r}) to {out}")
+              f"{rule!r}) to {out}")
         return 130
     print(f"  wrote {out}")
     return 0
@@ -236,13 +254,20 @@ def build_parser() -> argparse.ArgumentParser:
     den.add_argument("--out", help="output file (default: INPUT stem + '_denoised' + suffix)")
     den.add_argument("--noise-std", type=_positive(float), help="noise std if known (default: "
                      "estimated from the input)")
-    den.add_argument("--stop", default="discrepancy", help="stop rule: discrepancy (default), "
-                     "spectral, variance, or oracle (needs --add-noise)")
-    den.add_argument("--filter", help='filter spec, e.g. "gaussian:1.2:7" (default for images), '
-                     '"gaussian:2" (default for 1-D), "triangle:3", "box:3", "upsampling:linear", '
-                     '"delta", "random:5:0"')
-    den.add_argument("--channels", type=_positive(int), default=128, help="channels k (even)")
-    den.add_argument("--steps", type=_positive(int), default=300, help="most gradient steps")
+    den.add_argument("--model", choices=["two-layer", "deep"], default="two-layer",
+                     help="generator: two-layer (default, gradient descent) or deep (the deep "
+                     "decoder, Adam; colour stays colour)")
+    den.add_argument("--stop", default="auto", help="stop rule: auto (default: discrepancy for "
+                     "two-layer, the deep model's default for deep), none (all --steps), "
+                     "discrepancy, spectral (two-layer), variance, or oracle (needs --add-noise)")
+    den.add_argument("--filter", help='two-layer filter spec, e.g. "gaussian:1.2:7" (default for '
+                     'images), "gaussian:2" (default for 1-D), "triangle:3", "box:3", '
+                     '"upsampling:linear", "delta", "random:5:0"')
+    from . import denoise as dn
+    den.add_argument("--channels", type=_positive(int), help=f"channels k (default "
+                     f"{dn.DEFAULT_CHANNELS} two-layer, even; {dn.DEEP_CHANNELS} deep)")
+    den.add_argument("--steps", type=_positive(int), help=f"most steps (default "
+                     f"{dn.DEFAULT_STEPS} two-layer, {dn.DEEP_STEPS} deep)")
     den.add_argument("--add-noise", type=_positive(float), help="add Gaussian noise of this std "
                      "first and report PSNRs against the input")
     den.add_argument("--seed", type=_positive(int, allow_zero=True), default=0,

@@ -1,9 +1,11 @@
 """Denoising a signal or image with an early-stopped generator.
 
 :func:`denoise` is the library entry point behind ``minidip denoise``: it builds a generator
-for the signal, fits it by gradient descent (E6) and returns the iterate chosen by a stop rule
-(:mod:`minidip.stopping`).  The comparison with linear baselines lives in
-:mod:`minidip.experiments.denoising` (``minidip figures``).
+for the signal, fits it by gradient descent (E6) or Adam and returns the iterate chosen by a
+stop rule (:mod:`minidip.stopping`).  Two models: the two-layer generator of E3
+(``model="two-layer"``, the default) and the deep decoder of E15 (``model="deep"``), which also
+denoises colour images ``(3, h, w)`` as one fit with three output channels.  The comparison
+with linear baselines lives in :mod:`minidip.experiments.denoising` (``minidip figures``).
 """
 from __future__ import annotations
 
@@ -12,12 +14,16 @@ import numpy as np
 from . import filters, spectral, stopping
 from . import validation as _check
 from .baselines import gaussian_blur_baseline, wiener_baseline  # noqa: F401  (former home)
+from .cropped import Cropped, padded_grid
 from .filters import default_filter, parse_filter
 from .fitting import FitInterrupted, FitResult, fit
 from .generator import Generator, init_std_for
+from .restore import MODELS
 
-__all__ = ["denoise", "DEFAULT_CHANNELS", "DEFAULT_STEPS", "DEFAULT_INIT_RATIO",
-           "DEFAULT_STEP_FRACTION"]
+__all__ = ["denoise", "MODELS", "DEFAULT_CHANNELS", "DEFAULT_STEPS", "DEFAULT_INIT_RATIO",
+           "DEFAULT_STEP_FRACTION", "DEEP_CHANNELS", "DEEP_LAYERS", "DEEP_UPSAMPLE",
+           "DEEP_PARAMETRIZATION", "DEEP_NORM", "DEEP_SIGMOID", "DEEP_STEP_SIZE", "DEEP_STEPS",
+           "DEEP_STOP", "deep_grid"]
 
 DEFAULT_CHANNELS = 128
 DEFAULT_STEPS = 300
@@ -47,62 +53,124 @@ DEFAULT_INIT_RATIO = 0.03
 #: times the steps: images need up to ~200, so :data:`DEFAULT_STEPS` = 300 suffices for them.
 DEFAULT_STEP_FRACTION = 0.25
 
+# --------------------------------------------------------------------------------------------
+# The deep decoder (model="deep").  PROVISIONAL: being measured on validation images.
 
-def denoise(y, *, filter=None, stop="discrepancy", noise_std=None,
-            channels: int = DEFAULT_CHANNELS, steps: int = DEFAULT_STEPS, step_size=None,
-            init_ratio: float = DEFAULT_INIT_RATIO, seed: int = 0, clean=None,
-            progress: bool = False, backend=None) -> FitResult:
-    """Denoise a 1-D signal or 2-D image y by early-stopped gradient descent on a generator.
+#: Width k of every hidden layer of the deep decoder.
+DEEP_CHANNELS = 64
+#: Largest number of layers L; fewer on grids too small for 2^(L-1) (see :func:`deep_grid`).
+DEEP_LAYERS = 5
+#: The x2 upsampling filter (:func:`minidip.deep.model.upsampling_taps`).
+DEEP_UPSAMPLE = "linear"
+#: E16: "standard" trains W directly (it learns features); "ntk" stays lazy.
+DEEP_PARAMETRIZATION = "standard"
+#: Channel normalisation and the output sigmoid.
+DEEP_NORM, DEEP_SIGMOID = True, True
+#: Adam's learning rate.
+DEEP_STEP_SIZE = 0.01
+#: Adam steps.
+DEEP_STEPS = 1000
+#: The stop rule: None returns the iterate after :data:`DEEP_STEPS` steps.
+DEEP_STOP = None
+
+
+def deep_grid(shape, layers: int = DEEP_LAYERS):
+    """``(layers, grid)``: the deep decoder's depth and padded grid for a signal of ``shape``.
+
+    The grid is ``shape`` padded at the end to multiples of 2^(layers - 1)
+    (:func:`minidip.cropped.padded_grid`); ``layers`` is lowered until every axis of the input
+    grid has at least 2 samples (n > 2^(layers - 1)), so that the upsampling filter fits.
+    """
+    layers = _check.positive_int(layers, "layers")
+    while layers > 1 and any(n <= 2 ** (layers - 1) for n in shape):
+        layers -= 1
+    return layers, padded_grid(shape, 2 ** (layers - 1))
+
+
+def denoise(y, *, model="two-layer", filter=None, stop="auto", noise_std=None, channels=None,
+            steps=None, step_size=None, init_ratio=None, layers=None, seed: int = 0,
+            clean=None, progress: bool = False, backend=None) -> FitResult:
+    """Denoise a 1-D signal or 2-D image y (with ``model="deep"`` also a colour image
+    ``(3, h, w)``) by an early-stopped fit of a generator.
 
     Parameters
     ----------
-    y : array, 1-D or 2-D
+    y : array, ``(n,)`` or ``(h, w)``; ``(3, h, w)`` (channels first) with ``model="deep"``
         The noisy signal.
+    model : "two-layer" or "deep"
+        The two-layer generator of E3, fitted by gradient descent (E6), or the deep decoder of
+        E15 fitted by Adam: generated on ``y``'s grid padded to a multiple of 2^(L-1)
+        (:func:`deep_grid`) and fitted through the crop to ``y``'s shape
+        (:class:`minidip.cropped.Cropped`), with ``y`` mapped affinely onto [0, 1] (its minimum
+        and maximum) for the fit and the output mapped back.
     filter : str or array, optional
-        A spec for :func:`minidip.filters.parse_filter` or filter taps; default
+        Two-layer only: a spec for :func:`minidip.filters.parse_filter` or filter taps; default
         :func:`minidip.filters.default_filter`.
-    stop : str, StopRule or None
-        Stop rule (:data:`minidip.stopping.RULES`); default "discrepancy".
+    stop : "auto", None, str or StopRule
+        "auto": "discrepancy" for the two-layer model, :data:`DEEP_STOP` for the deep one;
+        None: the last iterate; otherwise a rule of :data:`minidip.stopping.RULES`.
     noise_std : float, optional
         The noise std if known; otherwise the rule estimates it
         (:func:`minidip.stopping.estimate_noise_std`).
-    channels, steps : int
-        Generator width k and the largest number of gradient steps.
+    channels, steps : int, optional
+        Width k and the largest number of steps: default :data:`DEFAULT_CHANNELS`,
+        :data:`DEFAULT_STEPS` (two-layer) or :data:`DEEP_CHANNELS`, :data:`DEEP_STEPS` (deep).
     step_size : float, optional
-        eta; default DEFAULT_STEP_FRACTION / lambda_max (see :data:`DEFAULT_STEP_FRACTION`).
-    init_ratio : float
-        E||G(C_0)|| / ||y|| at initialization, iid init (see :data:`DEFAULT_INIT_RATIO`).
+        Two-layer: eta, default DEFAULT_STEP_FRACTION / lambda_max (see
+        :data:`DEFAULT_STEP_FRACTION`).  Deep: Adam's learning rate, default
+        :data:`DEEP_STEP_SIZE`.
+    init_ratio : float, optional
+        Two-layer only: E||G(C_0)|| / ||y|| at initialization, iid init; default
+        :data:`DEFAULT_INIT_RATIO`.
+    layers : int, optional
+        Deep only: the most layers L, default :data:`DEEP_LAYERS` (lowered on small grids).
     seed : int
-        Seed of the initial weights.
-    clean : array, optional
+        Seed of the initial weights (and of the deep decoder's fixed input).
+    clean : array of y's shape, optional
         Clean reference: adds "error"/"psnr" to the history and allows ``stop="oracle"``.
     progress : bool
         Show a progress bar.
+    backend : "numpy" or "numba", optional
+        The model's backend (default numba when it imports).
 
     Returns
     -------
     FitResult
-        ``info`` always holds "noise_std" and "noise_std_estimated" (estimated here when the
-        rule does not use a noise level) besides what the rule recorded.
+        ``output`` has y's shape.  ``info`` always holds "noise_std" and "noise_std_estimated"
+        (estimated here when the rule does not use a noise level) besides what the rule
+        recorded; with ``model="deep"`` also "layers" and "grid" (the padded grid) and
+        "range" (the minimum and maximum of y that the fit's [0, 1] maps to).  The history's
+        "loss" and "error" are in y's units.
 
     Raises
     ------
     ValueError for bad input; :class:`minidip.FitInterrupted` on Ctrl-C, carrying the result
     that the rule would return so far (with the same ``info`` keys).
     """
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    if model == "deep":
+        return _denoise_deep(y, filter, stop, noise_std, channels, steps, step_size, init_ratio,
+                             layers, seed, clean, progress, backend)
+    if layers is not None:
+        raise ValueError("layers is an option of the deep decoder; use model='deep' or leave "
+                         "layers unset")
     y = _check.signal(y, "the signal")
     if filter is None or isinstance(filter, str):
         taps = parse_filter(filter or default_filter(y.ndim), y.ndim)
     else:
         taps = filters.as_taps(filter, y.ndim)
-    init_ratio = _check.positive(init_ratio, "init_ratio")
+    init_ratio = _check.positive(DEFAULT_INIT_RATIO if init_ratio is None else init_ratio,
+                                 "init_ratio")
     if not np.any(y):
         raise ValueError("the signal is all zero; there is nothing to denoise")
     init_std = init_std_for(taps, y, init_ratio)
-    gen = Generator(taps, y.shape, channels, init_std=init_std, seed=seed, backend=backend,
-                    init="iid")
+    gen = Generator(taps, y.shape, DEFAULT_CHANNELS if channels is None else channels,
+                    init_std=init_std, seed=seed, backend=backend, init="iid")
     if step_size is None:
         step_size = DEFAULT_STEP_FRACTION / float(spectral.eigenvalues(taps, y.shape).max())
+    if isinstance(stop, str) and stop == "auto":
+        stop = "discrepancy"
 
     def note_noise_level(result):
         if "noise_std" not in result.info:
@@ -112,9 +180,82 @@ def denoise(y, *, filter=None, stop="discrepancy", noise_std=None,
         return result
 
     try:
-        result = fit(gen, y, steps, step_size=step_size, clean=clean, stop=stop,
-                     noise_std=noise_std, progress=progress)
+        result = fit(gen, y, DEFAULT_STEPS if steps is None else steps, step_size=step_size,
+                     clean=clean, stop=stop, noise_std=noise_std, progress=progress)
     except FitInterrupted as interrupt:
         note_noise_level(interrupt.result)
         raise
     return note_noise_level(result)
+
+
+def _deep_signal(y):
+    """y checked for the deep decoder: (y as float64, its grid, colour?)."""
+    y = np.asarray(y)
+    if y.ndim == 3 and y.shape[0] != 3:
+        hint = (" (channels last? pass np.moveaxis(y, -1, 0))" if y.shape[-1] == 3 else "")
+        raise ValueError(f"a 3-D signal must be a colour image (3, h, w), channels first; got "
+                         f"shape {y.shape}{hint}")
+    y = _check.signal(y, "the signal", ndims=(1, 2, 3))
+    grid = y.shape[1:] if y.ndim == 3 else y.shape
+    if min(grid) < 2:
+        raise ValueError(f"the signal of shape {y.shape} is too small: the deep decoder needs "
+                         "at least 2 samples along each axis")
+    return y, grid, y.ndim == 3
+
+
+def _denoise_deep(y, filter, stop, noise_std, channels, steps, step_size, init_ratio, layers,
+                  seed, clean, progress, backend) -> FitResult:
+    from .deep import DeepDecoder
+
+    if filter is not None:
+        raise ValueError("the deep decoder has no filter option (its upsampling filter is "
+                         "fixed); leave filter unset or use model 'two-layer'")
+    if init_ratio is not None:
+        raise ValueError("init_ratio is an option of the two-layer model; leave it unset for "
+                         "model 'deep'")
+    y, grid, colour = _deep_signal(y)
+    if clean is not None:
+        clean = _check.signal(clean, "clean", y.shape, ndims=(y.ndim,))
+    if noise_std is not None:
+        noise_std = _check.positive(noise_std, "noise_std")
+    low, high = float(y.min()), float(y.max())
+    if not high > low:
+        raise ValueError("the signal is constant; there is nothing to denoise")
+    span = high - low
+    used_layers, padded = deep_grid(grid, DEEP_LAYERS if layers is None else layers)
+    gen = DeepDecoder(padded, channels=DEEP_CHANNELS if channels is None else channels,
+                      layers=used_layers, upsample=DEEP_UPSAMPLE, norm=DEEP_NORM,
+                      sigmoid=DEEP_SIGMOID, out_channels=3 if colour else 1,
+                      parametrization=DEEP_PARAMETRIZATION, seed=seed, backend=backend)
+    model = Cropped(gen, grid)
+    if isinstance(stop, str) and stop == "auto":
+        stop = DEEP_STOP
+
+    def in_units_of_y(result):
+        """Map the fit on (y - low) / span back to y's units; record the noise level."""
+        result.output = low + span * result.output
+        for name, power in (("loss", 2), ("error", 1)):
+            if name in result.history:
+                result.history[name] = result.history[name] * span**power
+        info = result.info
+        for name, power in (("noise_std", 1), ("threshold", 2), ("min_variance", 2)):
+            if info.get(name) is not None:
+                info[name] = info[name] * span**power
+        known = noise_std is not None
+        if known or "noise_std" not in info:
+            info.update(noise_std=noise_std if known else stopping.estimate_noise_std(y),
+                        noise_std_estimated=not known)
+        info.update(layers=used_layers, grid=padded, range=(low, high))
+        return result
+
+    try:
+        result = fit(model, (y - low) / span, DEEP_STEPS if steps is None else steps,
+                     step_size=DEEP_STEP_SIZE if step_size is None else step_size,
+                     clean=None if clean is None else (clean - low) / span, stop=stop,
+                     noise_std=None if noise_std is None else noise_std / span,
+                     progress=progress, optimizer="adam")
+    except FitInterrupted as interrupt:
+        in_units_of_y(interrupt.result)
+        raise
+    return in_units_of_y(result)
+

@@ -25,8 +25,8 @@ import numpy as np
 from . import filters as _filters
 from . import validation as _check
 
-__all__ = ["Operator", "Mask", "Blur", "Downsample", "Gaussian", "Compose", "PerChannel",
-           "MAX_GAUSSIAN_ENTRIES"]
+__all__ = ["Operator", "Mask", "Blur", "Downsample", "Gaussian", "Crop", "Compose",
+           "PerChannel", "MAX_GAUSSIAN_ENTRIES"]
 
 #: Largest number m * N of entries of a dense :class:`Gaussian` matrix (128 MB in float64).
 MAX_GAUSSIAN_ENTRIES = 2 ** 24
@@ -288,6 +288,47 @@ class Gaussian(Operator):
 
     def __repr__(self):
         return f"Gaussian(m={self.output_shape[0]}, shape={self.input_shape}, seed={self.seed})"
+
+
+class Crop(Operator):
+    """Keep the leading ``shape`` block of a larger grid: A x = x[:h, :w] (1-D: x[:n]) (E21).
+
+    A model whose grid is constrained (the deep decoder needs multiples of 2^(L-1)) is fitted on
+    a grid padded at the end and measured through this operator: the padded pixels are not
+    measured, so the fit leaves them free.  A^T pads with zeros.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The measured block, ``(n,)`` or ``(h, w)``; the output shape.
+    grid : tuple of int
+        The model's grid, at least ``shape`` along every axis; the input shape.
+    """
+
+    def __init__(self, shape, grid):
+        shape, grid = tuple(int(n) for n in shape), tuple(int(n) for n in grid)
+        if len(shape) not in (1, 2) or len(grid) != len(shape) or min(shape) < 1 \
+                or any(g < n for g, n in zip(grid, shape)):
+            raise ValueError(f"Crop needs a shape (n,) or (h, w) of positive integers inside the "
+                             f"grid, got shape {shape} and grid {grid}")
+        self.input_shape, self.output_shape = grid, shape
+        self._index = tuple(slice(0, n) for n in shape)
+
+    def _forward(self, x):
+        return x[self._index].copy()
+
+    def _adjoint(self, r):
+        x = np.zeros(self.input_shape)
+        x[self._index] = r
+        return x
+
+    def estimate_noise_std(self, y) -> float:
+        """The noise level of measurements y (Haar MAD): every measured pixel is one of y."""
+        from .stopping import estimate_noise_std
+        return estimate_noise_std(y)
+
+    def __repr__(self):
+        return f"Crop(shape={self.output_shape}, grid={self.input_shape})"
 
 
 class Compose(Operator):

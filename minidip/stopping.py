@@ -41,18 +41,25 @@ def estimate_noise_std(y, known=None) -> float:
     smooth signal contributes little to them; the median ignores the few large coefficients at
     edges.  A trailing odd row or column is dropped.
 
+    A colour image ``(c, h, w)`` (channels first, as a model with ``out_channels=3`` outputs)
+    gets one level for all channels: the root mean square of the channels' estimates.
+
     Parameters
     ----------
-    y : array, 1-D (at least 2 samples) or 2-D (at least 2x2), finite.
+    y : array, 1-D (at least 2 samples) or 2-D (at least 2x2), or (c, h, w); finite.
     known : boolean array of y's shape, optional
         Where y was measured (e.g. the mask of an inpainting problem): only pairs or blocks whose
-        samples are all known enter the median.
+        samples are all known enter the median.  Not for colour.
 
     Returns
     -------
     float, the estimated sigma (>= 0).
     """
-    y = _check.signal(y, "the signal whose noise level is estimated")
+    y = _check.signal(y, "the signal whose noise level is estimated", ndims=(1, 2, 3))
+    if y.ndim == 3:
+        if known is not None:
+            raise ValueError("known is for one channel; estimate each colour channel on its own")
+        return math.sqrt(sum(estimate_noise_std(c) ** 2 for c in y) / len(y))
     if any(n < 2 for n in y.shape):
         raise ValueError(f"signal of shape {y.shape} is too small to estimate its noise level; "
                          "it needs at least 2 samples along each axis")
@@ -248,6 +255,9 @@ class Spectral(StopRule):
             raise ValueError("the spectral stop rule predicts gradient descent on a denoising "
                              "loss (E10, E12); use it with optimizer='gd' and no operator, or "
                              "choose another rule")
+        if getattr(context.model, "out_channels", 1) != 1:
+            raise ValueError("the spectral stop rule predicts a one-channel output (E10, E12); "
+                             "for colour fit each channel on its own or choose another rule")
         if not hasattr(context.model, "kernel_eigenvalues"):
             raise ValueError(f"the spectral stop rule needs the kernel eigenvalues of the model; "
                              f"{type(context.model).__name__} has none: choose another rule")

@@ -31,7 +31,9 @@ def random_operators(seed, ndim):
     down_u = O.Downsample(2, F.gaussian(1.0, ndim=ndim), shape)
     gauss = O.Gaussian(int(rng.integers(1, 40)), shape, seed=seed)
     small = down.output_shape
-    return [("mask", mask), ("blur", blur), ("downsample", down), ("downsample_u", down_u),
+    crop = O.Crop(tuple(n - int(rng.integers(0, n // 2)) for n in shape), shape)
+    return [("crop", crop), ("mask@crop", O.Mask(rng.random(crop.output_shape) < 0.6) @ crop),
+            ("mask", mask), ("blur", blur), ("downsample", down), ("downsample_u", down_u),
             ("gaussian", gauss), ("mask@blur", mask @ blur), ("blur@mask", blur @ mask),
             ("blur@blur", blur @ O.Blur(F.gaussian(0.8, ndim=ndim), shape)),
             ("gaussian@downsample", O.Gaussian(7, small, seed=1) @ down),
@@ -90,7 +92,11 @@ def test_forward_equals_dense_definitions(ndim, seed):
     U = dense_conv_matrix(u, shape)
     S = selection(shape, 2)
     M = np.diag(keep.ravel().astype(float))
-    cases = [(O.Mask(keep), M), (O.Blur(u, shape), U),
+    kept = [np.ravel_multi_index(i, shape) for i in itertools.product(*[range(n - 1)
+                                                                        for n in shape])]
+    C = np.eye(math.prod(shape))[kept]                   # rows e_i of the pixels i < shape - 1
+    cases = [(O.Crop(tuple(n - 1 for n in shape), shape), C),
+             (O.Mask(keep), M), (O.Blur(u, shape), U),
              (O.Downsample(2, u, shape), S @ U),
              (O.Mask(keep) @ O.Blur(u, shape), M @ U),
              (O.Blur(u, shape) @ O.Mask(keep) @ O.Blur(u, shape), U @ M @ U)]
@@ -211,6 +217,8 @@ def test_float32_stays_float32_and_integers_become_float64(name_op):
     (lambda: O.Gaussian(2.5, (8,)), "positive integer"),
     (lambda: O.Gaussian(4096, (64, 128)), "smaller grid"),
     (lambda: O.Mask(np.ones(6, bool)) @ O.Blur(F.delta(), (5,)), "cannot compose"),
+    (lambda: O.Crop((5, 4), (4, 4)), "inside the grid"),
+    (lambda: O.Crop((4, 4), (4,)), "inside the grid"),
     (lambda: O.Compose(O.Mask(np.ones(6, bool)), np.eye(6)), "two operators"),
 ])
 def test_bad_construction_raises(build, match):

@@ -47,12 +47,21 @@ def test_noise_std_odd_sizes_and_exact_value():
         math.sqrt(2) / 2 / stopping.MAD_GAUSSIAN)
 
 
-@pytest.mark.parametrize("bad, match", [
-    (np.zeros((2, 2, 2)), "1-D or 2-D"), (np.zeros(1), "too small"), (np.zeros((1, 5)), "too small"),
-    (np.array([0.0, np.nan, 1.0]), "NaN"), (np.array(["a", "b"]), "real numeric")])
-def test_noise_std_bad_input(bad, match):
+@pytest.mark.parametrize("bad, match, known", [
+    (np.zeros((2, 2, 2, 2)), "1-D or 2-D or 3-D", None), (np.zeros(1), "too small", None),
+    (np.zeros((1, 5)), "too small", None), (np.zeros((3, 1, 5)), "too small", None),
+    (np.zeros((3, 4, 4)), "known is for one channel", np.ones((3, 4, 4), bool)),
+    (np.array([0.0, np.nan, 1.0]), "NaN", None), (np.array(["a", "b"]), "real numeric", None)])
+def test_noise_std_bad_input(bad, match, known):
     with pytest.raises(ValueError, match=match):
-        estimate_noise_std(bad)
+        estimate_noise_std(bad, known=known)
+
+
+def test_noise_std_of_colour_is_the_rms_of_the_channels():
+    rng = np.random.default_rng(7)
+    y = np.stack([s * rng.standard_normal((16, 16)) for s in (0.5, 1.0, 2.0)])
+    levels = [estimate_noise_std(c) for c in y]
+    assert estimate_noise_std(y) == pytest.approx(math.sqrt(sum(v * v for v in levels) / 3))
 
 
 # --------------------------------------------------------------------------------------------
