@@ -171,3 +171,37 @@ def test_panel_records_when_each_rule_would_end():
                        steps=60, clean=x)
     assert panel.ended["d"] == alone.history["iteration"][-1]
     assert "o" not in panel.ended                         # the oracle never ends a fit
+
+
+@pytest.fixture
+def small_deep(monkeypatch):
+    # The deep decoder's defaults, made small: the experiment must read them at run time.
+    monkeypatch.setattr(dn, "DEEP_STEPS", 25)
+    monkeypatch.setattr(dn, "DEEP_CHANNELS", 8)
+    monkeypatch.setattr(denoising, "_import_bm3d", lambda: None)
+
+
+@pytest.mark.parametrize("colour", [False, True])
+def test_deep_rows_match_separate_fits(small_deep, colour):
+    clean = _COLOUR if colour else _COLOUR[0]
+    case = denoising.Case("deep", lambda: clean, 0.1, "gaussian:1.2:5", channels=8, steps=5)
+    (row,) = denoising.compare(cases=(case,), seeds=(2,), parts=("deep",))
+    x, y = row["clean"], row["noisy"]
+    oracle = dn.denoise(y, model="deep", stop="oracle", seed=2, clean=x)
+    default = dn.denoise(y, model="deep", seed=2)                  # the default rule, no clean
+    assert oracle.output.shape == default.output.shape == x.shape
+    np.testing.assert_array_equal(row["outputs"][denoising.DEEP_ORACLE], oracle.output)
+    np.testing.assert_array_equal(row["outputs"][denoising.DEEP_DEFAULT], default.output)
+    assert row["stops"][denoising.DEEP_ORACLE] == oracle.stopped_at
+    assert row["stops"][denoising.DEEP_DEFAULT] == default.stopped_at
+    iterations, curve = row["curves"]["deep"]
+    assert np.max(curve) == pytest.approx(row["psnr"][denoising.DEEP_ORACLE], abs=1e-9)
+    assert "none (the last of 25 Adam steps)" in denoising.comparison_table([row])
+
+
+def test_cached_deep_rows_follow_the_defaults(small_deep, tmp_path, monkeypatch):
+    case = denoising.Case("deep", lambda: _COLOUR[0], 0.1, "gaussian:1.2:5", channels=8, steps=5)
+    denoising.compare(cases=(case,), seeds=(0,), parts=("deep",), cache=tmp_path)
+    monkeypatch.setattr(dn, "DEEP_STEPS", 26)
+    (row,) = denoising.compare(cases=(case,), seeds=(0,), parts=("deep",), cache=tmp_path)
+    assert row["stops"][denoising.DEEP_DEFAULT] == 26
