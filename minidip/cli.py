@@ -105,6 +105,8 @@ def _denoise(args):
     if args.stop == "auto":
         stop = dn.DEEP_STOP if deep else "discrepancy"
     rule = "none" if stop is None else stop
+    label = repr(rule) + (f" (kappa {res.info['kappa']:g})"
+                          if res.info.get("kappa", 1.0) != 1.0 else "")
     steps = args.steps or (dn.DEEP_STEPS if deep else dn.DEFAULT_STEPS)
     colour = y.ndim == 3
     grid = y.shape[1:] if colour else y.shape
@@ -115,7 +117,7 @@ def _denoise(args):
         what = (f"filter {args.filter or md.filters.default_filter(y.ndim)}, "
                 f"{args.channels or dn.DEFAULT_CHANNELS} channels")
     print(f"minidip denoise: {source}, {'colour ' if colour else ''}shape "
-          f"{'x'.join(map(str, grid))}, {what}, stop rule {rule!r}")
+          f"{'x'.join(map(str, grid))}, {what}, stop rule {label}")
     if add_noise is not None:
         print(f"  added Gaussian noise of std {add_noise:g} (seed {args.seed})")
     print(f"  noise std          {res.info['noise_std']:.4g} ({how})")
@@ -130,7 +132,7 @@ def _denoise(args):
               f"(gain {after - before:+.2f} dB)")
     if interrupted:
         print(f"  interrupted: wrote the best output so far (iteration {res.stopped_at} under "
-              f"{rule!r}) to {out}")
+              f"{label}) to {out}")
         return 130
     print(f"  wrote {out}")
     return 0

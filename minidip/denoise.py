@@ -23,7 +23,7 @@ from .restore import MODELS
 __all__ = ["denoise", "MODELS", "DEFAULT_CHANNELS", "DEFAULT_STEPS", "DEFAULT_INIT_RATIO",
            "DEFAULT_STEP_FRACTION", "DEEP_CHANNELS", "DEEP_LAYERS", "DEEP_UPSAMPLE",
            "DEEP_PARAMETRIZATION", "DEEP_NORM", "DEEP_SIGMOID", "DEEP_STEP_SIZE", "DEEP_STEPS",
-           "DEEP_STOP", "deep_grid"]
+           "DEEP_STOP", "DEEP_KAPPA", "deep_grid"]
 
 DEFAULT_CHANNELS = 128
 DEFAULT_STEPS = 300
@@ -70,8 +70,8 @@ DEEP_NORM, DEEP_SIGMOID = True, True
 DEEP_STEP_SIZE = 0.01
 #: Adam steps.
 DEEP_STEPS = 1000
-#: The stop rule: None returns the iterate after :data:`DEEP_STEPS` steps.
-DEEP_STOP = None
+#: The stop rule of ``stop="auto"``: the discrepancy rule with kappa = :data:`DEEP_KAPPA`.
+DEEP_STOP, DEEP_KAPPA = "discrepancy", 1.0
 
 
 def deep_grid(shape, layers: int = DEEP_LAYERS):
@@ -107,7 +107,8 @@ def denoise(y, *, model="two-layer", filter=None, stop="auto", noise_std=None, c
         Two-layer only: a spec for :func:`minidip.filters.parse_filter` or filter taps; default
         :func:`minidip.filters.default_filter`.
     stop : "auto", None, str or StopRule
-        "auto": "discrepancy" for the two-layer model, :data:`DEEP_STOP` for the deep one;
+        "auto": "discrepancy" for the two-layer model; for the deep one :data:`DEEP_STOP`
+        (the discrepancy rule with kappa = :data:`DEEP_KAPPA`);
         None: the last iterate; otherwise a rule of :data:`minidip.stopping.RULES`.
     noise_std : float, optional
         The noise std if known; otherwise the rule estimates it
@@ -229,7 +230,7 @@ def _denoise_deep(y, filter, stop, noise_std, channels, steps, step_size, init_r
                       parametrization=DEEP_PARAMETRIZATION, seed=seed, backend=backend)
     model = Cropped(gen, grid)
     if isinstance(stop, str) and stop == "auto":
-        stop = DEEP_STOP
+        stop = stopping.Discrepancy(kappa=DEEP_KAPPA)
 
     def in_units_of_y(result):
         """Map the fit on (y - low) / span back to y's units; record the noise level."""

@@ -111,7 +111,8 @@ def test_oracle_and_defaults():
     assert res.stopped_at == int(np.argmin(res.history["error"]))
     assert np.linalg.norm(res.output - x) == pytest.approx(res.history["error"].min(), rel=1e-5)
     auto = dn.denoise(y, model="deep", steps=3, **FAST)
-    assert auto.info["triggered"] is (dn.DEEP_STOP is not None and auto.stopped_at < 3)
+    assert dn.DEEP_STOP == "discrepancy" and auto.info["kappa"] == dn.DEEP_KAPPA
+    assert auto.info["triggered"] is auto.info["reached"]
 
 
 class _InterruptAt(stopping.Oracle):
