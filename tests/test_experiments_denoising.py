@@ -196,12 +196,14 @@ def test_deep_rows_match_separate_fits(small_deep, colour):
     assert row["stops"][denoising.DEEP_DEFAULT] == default.stopped_at
     iterations, curve = row["curves"]["deep"]
     assert np.max(curve) == pytest.approx(row["psnr"][denoising.DEEP_ORACLE], abs=1e-9)
-    assert "none (the last of 25 Adam steps)" in denoising.comparison_table([row])
+    assert "discrepancy, kappa = 1" in denoising.comparison_table([row])
 
 
 def test_cached_deep_rows_follow_the_defaults(small_deep, tmp_path, monkeypatch):
     case = denoising.Case("deep", lambda: _COLOUR[0], 0.1, "gaussian:1.2:5", channels=8, steps=5)
     denoising.compare(cases=(case,), seeds=(0,), parts=("deep",), cache=tmp_path)
+    monkeypatch.setattr(dn, "DEEP_STOP", None)
     monkeypatch.setattr(dn, "DEEP_STEPS", 26)
     (row,) = denoising.compare(cases=(case,), seeds=(0,), parts=("deep",), cache=tmp_path)
     assert row["stops"][denoising.DEEP_DEFAULT] == 26
+    assert "none (the last of 26 Adam steps)" in denoising.comparison_table([row])

@@ -177,18 +177,24 @@ def _deep_settings():
             if name.startswith("DEEP_")}
 
 
-def _deep_rule_name(rule):
+def _deep_rule():
+    """(a fresh instance, a description) of the rule that ``denoise(model="deep")`` uses by
+    default (``stop="auto"``)."""
+    settings = _deep_settings()
+    rule, kappa = settings["DEEP_STOP"], settings.get("DEEP_KAPPA")
     if rule is None:
-        return f"none (the last of {_deep_settings()['DEEP_STEPS']} Adam steps)"
-    return rule if isinstance(rule, str) else type(rule).__name__
+        return stopping.make_rule(None), f"none (the last of {settings['DEEP_STEPS']} Adam steps)"
+    if rule == "discrepancy" and kappa is not None:
+        return (stopping.Discrepancy(kappa=kappa),
+                f"discrepancy, kappa = {kappa:g}, sigma estimated from y")
+    return stopping.make_rule(rule), f"{rule}, sigma estimated from y"
 
 
 def _deep(case, x, y, seed, progress):
     """The deep decoder (:func:`minidip.denoise.denoise`, ``model="deep"``, its defaults) on
     one trajectory: the oracle stop and the default rule (sigma estimated from y)."""
-    rule = _deep_settings()["DEEP_STOP"]
-    panel = Panel({DEEP_ORACLE: (stopping.Oracle(), False),
-                   DEEP_DEFAULT: (stopping.make_rule(rule), False)})
+    rule, description = _deep_rule()
+    panel = Panel({DEEP_ORACLE: (stopping.Oracle(), False), DEEP_DEFAULT: (rule, False)})
     start = time.perf_counter()
     res = denoise(y, model="deep", stop=panel, seed=seed, clean=x, progress=progress)
     elapsed = time.perf_counter() - start
@@ -199,7 +205,7 @@ def _deep(case, x, y, seed, progress):
                 stops={k: float(v[0]) for k, v in panel.chosen.items()},
                 seconds=_with_seconds(panel, res, elapsed),
                 curve=(iterations, -10 * np.log10(mse)),
-                info={"deep_rule": _deep_rule_name(rule), "deep_steps_run": _steps_run(res)})
+                info={"deep_rule": description, "deep_steps_run": _steps_run(res)})
 
 
 def _import_bm3d():
