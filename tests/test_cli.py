@@ -253,7 +253,7 @@ def test_figures_writes_comparison(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(denoising, "CASES", (tiny,))
     code, out, err = run(["figures", "--out", tmp_path, "--seeds", "1", "--no-progress"], capsys)
     assert code == 0, err
-    assert "| method | tiny |" in out
+    assert "| method | tiny (seed 0) |" in out
     assert (tmp_path / "denoising.png").read_bytes()[:4] == b"\x89PNG"
 
 

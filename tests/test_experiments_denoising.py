@@ -71,7 +71,7 @@ def test_compare_matches_separate_fits(rows):
 def test_comparison_table_without_bm3d(rows):
     table = denoising.comparison_table(rows)
     lines = table.splitlines()
-    assert lines[0] == "| method | tiny |"
+    assert lines[0] == "| method | tiny (seeds 0-1) |"
     noisy = [r["psnr"]["noisy"] for r in rows]
     assert f"| noisy | {np.mean(noisy):.2f} ± {np.std(noisy, ddof=1):.2f} |" in lines
     assert denoising.BM3D_ABSENT in lines
@@ -207,3 +207,11 @@ def test_cached_deep_rows_follow_the_defaults(small_deep, tmp_path, monkeypatch)
     (row,) = denoising.compare(cases=(case,), seeds=(0,), parts=("deep",), cache=tmp_path)
     assert row["stops"][denoising.DEEP_DEFAULT] == 26
     assert "none (the last of 26 Adam steps)" in denoising.comparison_table([row])
+
+
+def test_comparison_table_marks_cells_with_fewer_seeds(rows):
+    blur = denoising.LINEAR[0]
+    partial = [rows[0], dict(rows[1], psnr={k: v for k, v in rows[1]["psnr"].items()
+                                            if k != blur})]
+    lines = denoising.comparison_table(partial).splitlines()
+    assert f"| {blur} | {rows[0]['psnr'][blur]:.2f} [seed 0] |" in lines

@@ -356,14 +356,23 @@ def _cell(values, digits=2):
     return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
 
 
+def _seeds(seeds) -> str:
+    seeds = sorted(set(seeds))
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
+    if seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"seeds {seeds[0]}-{seeds[-1]}"
+    return "seeds " + ", ".join(map(str, seeds))
+
+
 def comparison_table(rows) -> str:
     """Markdown: the PSNR (dB) of each method per case, mean ± sample std over seeds, with the
     mean stopping iteration of each rule in parentheses; then the mean time per image (s);
     then notes (BM3D absent or how it ran on colour, the deep decoder's rule)."""
     cases = list(dict.fromkeys(r["case"] for r in rows))
     by_case = {c: [r for r in rows if r["case"] == c] for c in cases}
-    seeds = sorted({r["seed"] for r in rows})
-    header = ["| method | " + " | ".join(cases) + " |", "|---|" + "---|" * len(cases)]
+    titles = [f"{c} ({_seeds(r['seed'] for r in by_case[c])})" for c in cases]
+    header = ["| method | " + " | ".join(titles) + " |", "|---|" + "---|" * len(cases)]
     psnr, seconds = list(header), list(header)
     for method in METHODS:
         cells, times = [], []
@@ -377,7 +386,7 @@ def comparison_table(rows) -> str:
             if method in mine[0]["stops"]:
                 cell += f" ({np.mean([r['stops'][method] for r in mine]):.0f})"
             if len(mine) < len(by_case[case]):
-                cell += f" [{len(mine)} seeds]"
+                cell += f" [{_seeds(r['seed'] for r in mine)}]"
             cells.append(cell)
             spent = [r["seconds"][method] for r in mine if method in r["seconds"]]
             times.append(f"{np.mean(spent):.3g}" if spent else "-")
@@ -385,8 +394,8 @@ def comparison_table(rows) -> str:
             psnr.append(f"| {method} | " + " | ".join(cells) + " |")
         if set(times) - {"n/a", "-"}:
             seconds.append(f"| {method} | " + " | ".join(times) + " |")
-    notes = [f"PSNR in dB (data range 1), mean ± sample std over seeds {seeds}; "
-             "(n) = mean stopping iteration."]
+    notes = ["PSNR in dB (data range 1), mean ± sample std over the noise seeds of the column "
+             "(or of the cell, in brackets); (n) = mean stopping iteration."]
     infos = [r["info"] for r in rows]
     if any(i.get("bm3d") == "absent" for i in infos):
         notes.append(BM3D_ABSENT)
