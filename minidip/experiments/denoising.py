@@ -416,6 +416,9 @@ SHOWN = ("noisy", "two-layer: discrepancy (sigma estimated)", DEEP_DEFAULT,
          "Gaussian blur (oracle std)", BM3D)
 
 
+_FIT_COLOURS = {"two-layer": "C1", "deep": "C0"}
+
+
 def _show(ax, signal, clean):
     if clean.ndim == 3:
         ax.imshow(np.clip(np.moveaxis(signal, 0, -1), 0, 1))
@@ -452,11 +455,12 @@ def plot_comparison(rows, path) -> Path:
             ax.set_title(f"{label}\n{row['psnr'][label]:.2f} dB", fontsize=7)
         axes[0].set_ylabel(row["case"])
         ax = axes[-1]
-        for i, (name, (iterations, curve)) in enumerate(sorted(row["curves"].items())):
-            ax.plot(np.maximum(iterations, 1), curve, color=f"C{i}", lw=1, label=f"{name} fit")
+        for name, (iterations, curve) in sorted(row["curves"].items()):
+            colour = _FIT_COLOURS[name]
+            ax.plot(np.maximum(iterations, 1), curve, color=colour, lw=1, label=f"{name} fit")
             for label, stop in row["stops"].items():
                 if label.startswith("two-layer" if name == "two-layer" else "deep"):
-                    ax.axvline(max(stop, 1), color=f"C{i}", lw=0.6, ls="--")
+                    ax.axvline(max(stop, 1), color=colour, lw=0.6, ls="--")
         ax.axhline(row["psnr"]["noisy"], color="0.6", lw=0.8, ls=":")
         for label in ("Gaussian blur (oracle std)", BM3D):
             if label in row["psnr"]:
