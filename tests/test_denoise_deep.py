@@ -89,6 +89,21 @@ def test_any_shape_fits_the_real_pixels_only(shape):
                                    atol=1e-6 * np.abs(grads_full[name]).max())
 
 
+@pytest.mark.parametrize("colour", [False, True])
+def test_cropped_model_is_the_fit_through_the_crop_operator(colour):
+    """Cropped(gen) fitted to y equals gen fitted through the operator C (E21), whose path
+    test_fit checks against dense references."""
+    shape, grid = (11, 13), (12, 16)
+    _, y = _noisy((3, *shape) if colour else shape)
+    gen = _decoder(grid, 3, out_channels=3 if colour else 1)
+    crop = md.operators.Crop(shape, grid)
+    op = md.operators.PerChannel(crop, 3) if colour else crop
+    inside = md.fit(Cropped(gen, shape), y, 6, optimizer="adam")
+    through = md.fit(gen, y, 6, optimizer="adam", operator=op)
+    np.testing.assert_array_equal(inside.history["loss"], through.history["loss"])
+    np.testing.assert_array_equal(inside.output, op.forward(through.output))
+
+
 def test_results_are_in_the_units_of_y():
     x, y = _noisy((3, 13, 21))
     y = 40 * y + 7                                          # not in [0, 1]
