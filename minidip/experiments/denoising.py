@@ -399,7 +399,7 @@ def comparison_table(rows) -> str:
     infos = [r["info"] for r in rows]
     if any(i.get("bm3d") == "absent" for i in infos):
         notes.append(BM3D_ABSENT)
-    else:
+    elif any("bm3d" in i for i in infos):
         notes.append("BM3D gets the true sigma" + ("; colour: bm3d.bm3d_rgb (opponent colour "
                      "space)" if any(i.get("bm3d") == "bm3d_rgb" for i in infos) else "") +
                      ("; colour: per channel" if any(i.get("bm3d") == "per channel"
