@@ -203,7 +203,9 @@ def _figures(args):
         raise UsageError(f"output directory {folder} does not exist; create it or pass --out DIR")
     experiment, name = (restoration, "restoration") if args.restoration else (denoising,
                                                                               "denoising")
-    rows = experiment.compare(seeds=tuple(range(args.seeds)), progress=not args.no_progress)
+    options = {} if args.restoration or args.cache is None else {"cache": args.cache}
+    rows = experiment.compare(seeds=tuple(range(args.seeds)), progress=not args.no_progress,
+                              **options)
     path = experiment.plot_comparison(rows, folder / f"{name}.png")
     print(experiment.comparison_table(rows))
     print(f"wrote {path}")
@@ -292,7 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     fig = sub.add_parser("figures", help="write the denoising (or restoration) comparison figure "
                          "and print its PSNR table")
     fig.add_argument("--out", default="figures", help="directory (default figures)")
-    fig.add_argument("--seeds", type=_positive(int), default=3, help="noise seeds per case")
+    fig.add_argument("--seeds", type=_positive(int), default=1, help="noise seeds per case "
+                     "(default 1)")
+    fig.add_argument("--cache", help="denoising: keep each case's results in this directory "
+                     "and reuse them (resumes a long run)")
     fig.add_argument("--restoration", action="store_true", help="the restoration comparison "
                      "(inpainting, super-resolution) instead of denoising")
     fig.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -255,11 +255,11 @@ def test_spectrum_prints_summary_and_plots(tmp_path, capsys):
 def test_figures_writes_comparison(tmp_path, capsys, monkeypatch):
     from minidip.experiments import denoising
     tiny = denoising.Case("tiny", lambda: (md.data.bandlimited((64,), p=4, seed=1) + 3) / 6,
-                          0.05, "gaussian:2", channels=8, steps=20)
+                          0.05, "gaussian:2", channels=8, steps=20, deep=False)
     monkeypatch.setattr(denoising, "CASES", (tiny,))
     code, out, err = run(["figures", "--out", tmp_path, "--seeds", "1", "--no-progress"], capsys)
     assert code == 0, err
-    assert "| method | tiny |" in out
+    assert "| method | tiny (seed 0) |" in out
     assert (tmp_path / "denoising.png").read_bytes()[:4] == b"\x89PNG"
 
 
