@@ -307,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     if argv is None:                   # run as the program: its process is ours
         _cpu.use_host_cpu()
+        _cpu.use_workqueue()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

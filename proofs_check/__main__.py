@@ -16,6 +16,7 @@ FULL_MINUTES = 25
 def main(argv=None) -> int:
     if argv is None:                   # run as the program: its process is ours
         _cpu.use_host_cpu()
+        _cpu.use_workqueue()
     parser = argparse.ArgumentParser(prog="python -m proofs_check", description=__doc__)
     parser.add_argument("--out", default=str(common.DEFAULT_OUT),
                         help="folder for the figures and report.json (default: figures)")

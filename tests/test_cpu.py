@@ -137,3 +137,23 @@ def test_wide_vectors_make_llvm_use_512_bit_registers():
     assert "zmm" not in assembly(base)
     assert "zmm" in assembly(_cpu.wide_vectors(base))
     assert _cpu.wide_vectors("+avx,+avx2,+fma") == "+avx,+avx2,+fma"
+
+
+LAYER = """
+import json, os, sys
+sys.argv = [sys.argv[0], "--help"]
+from {module} import main
+try:
+    main()
+except SystemExit:
+    pass
+import numba
+print(json.dumps([os.environ.get("NUMBA_THREADING_LAYER"), numba.config.THREADING_LAYER]))
+"""
+
+
+@pytest.mark.parametrize("module", ["minidip.cli", "proofs_check.__main__"])
+def test_programs_run_on_the_workqueue_layer_unless_the_user_chose(module):
+    assert _child(LAYER.format(module=module)) == ["workqueue", "workqueue"]
+    assert _child(LAYER.format(module=module), NUMBA_THREADING_LAYER="omp") == ["omp", "omp"]
+
