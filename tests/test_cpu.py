@@ -139,17 +139,8 @@ def test_wide_vectors_make_llvm_use_512_bit_registers():
     assert _cpu.wide_vectors("+avx,+avx2,+fma") == "+avx,+avx2,+fma"
 
 
-LAYER = """
-import json, os, sys
-sys.argv = [sys.argv[0], "--help"]
-from {module} import main
-try:
-    main()
-except SystemExit:
-    pass
-import numba
-print(json.dumps([os.environ.get("NUMBA_THREADING_LAYER"), numba.config.THREADING_LAYER]))
-"""
+LAYER = AS_PROGRAM.split("print(")[0] + \
+    'print(json.dumps([os.environ.get("NUMBA_THREADING_LAYER"), numba.config.THREADING_LAYER]))\n'
 
 
 @pytest.mark.parametrize("module", ["minidip.cli", "proofs_check.__main__"])
