@@ -12,6 +12,7 @@ import pytest
 import minidip as md
 from minidip import stopping
 from deep_reference import loss_and_grad as reference_loss_and_grad
+from test_stopping import _InterruptAt
 
 SHAPE, K, LAYERS, STEPS = (8, 8), 4, 3, 40
 ETA = {"adam": 0.05, "gd": 0.02}
@@ -270,16 +271,6 @@ def test_non_finite_loss_diverges_at_that_iteration(problem, monkeypatch):
 
 # --------------------------------------------------------------------------------------------
 # Ctrl-C: FitInterrupted carries the iterate the rule would return so far
-
-class _InterruptAt(stopping.Oracle):
-    def __init__(self, at):
-        super().__init__()
-        self.at = at
-
-    def observe(self, iteration, output, loss):
-        if iteration == self.at:
-            raise KeyboardInterrupt
-        return super().observe(iteration, output, loss)
 
 
 class _LastInterrupted(stopping.StopRule):
