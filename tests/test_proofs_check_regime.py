@@ -209,7 +209,6 @@ def separate_cluster(tmp_path_factory):
     import json
     import shutil
     import subprocess
-    import time
     dask = shutil.which("dask", path=str(Path(sys.executable).parent)) or shutil.which("dask")
     if dask is None:
         pytest.skip("the dask command is not installed")
@@ -223,14 +222,9 @@ def separate_cluster(tmp_path_factory):
                                     "--nthreads", "1", "--no-dashboard"], **quiet)
                   for _ in range(2)]
         from distributed import Client
-        deadline = time.monotonic() + 120
-        while not file.exists():
-            assert time.monotonic() < deadline, "the dask scheduler did not start"
-            time.sleep(0.2)
-        address = json.loads(file.read_text())["address"]
-        with Client(address, timeout=120) as client:
+        with Client(scheduler_file=str(file), timeout=120) as client:   # waits for the file
             client.wait_for_workers(2, timeout=120)
-        yield address
+        yield json.loads(file.read_text())["address"]
     finally:
         for proc in procs:
             proc.terminate()
