@@ -86,12 +86,16 @@ def test_auto_stop_is_the_discrepancy_rule_when_the_noise_level_is_given():
 # --------------------------------------------------------------------------------------------
 # Colour: three fits of the same generator
 
-def test_colour_is_three_grey_fits():
-    rng = np.random.default_rng(4)
+def _colour_problem(seed):
+    """A random (3, 16, 12) image, a 60% mask and its colour measurements."""
+    rng = np.random.default_rng(seed)
     image = rng.random((3, 16, 12))
-    keep = rng.random((16, 12)) < 0.6
-    A = O.Mask(keep)
-    y = np.stack([A.forward(c) for c in image])
+    A = O.Mask(rng.random((16, 12)) < 0.6)
+    return image, A, np.stack([A.forward(c) for c in image])
+
+
+def test_colour_is_three_grey_fits():
+    image, A, y = _colour_problem(4)
     res = rs.restore(y, A, channels=4, steps=5, seed=2, clean=image)
     assert res.output.shape == (3, 16, 12)
     assert len(res.stopped_at) == len(res.weights) == len(res.history) == 3
@@ -123,11 +127,7 @@ class _InterruptAt(stopping.StopRule):
 
 
 def test_ctrl_c_in_a_colour_channel_keeps_what_was_fitted():
-    rng = np.random.default_rng(5)
-    image = rng.random((3, 16, 12))
-    keep = rng.random((16, 12)) < 0.6
-    A = O.Mask(keep)
-    y = np.stack([A.forward(c) for c in image])
+    image, A, y = _colour_problem(5)
     with pytest.raises(md.FitInterrupted) as caught:
         rs.restore(y, A, channels=4, steps=6, stop=_InterruptAt(1, 3))
     result = caught.value.result
@@ -136,7 +136,7 @@ def test_ctrl_c_in_a_colour_channel_keeps_what_was_fitted():
     np.testing.assert_array_equal(result.output[0], done.output)
     partial = rs.restore(y[1], A, channels=4, steps=2)
     np.testing.assert_array_equal(result.output[1], partial.output)
-    np.testing.assert_allclose(result.output[2], np.full((16, 12), y[2][keep].mean()),
+    np.testing.assert_allclose(result.output[2], np.full((16, 12), y[2][A.mask].mean()),
                                rtol=1e-12)
     assert result.stopped_at == (6, 2, 0)
     assert result.info["channels"][2]["fitted"] is False
